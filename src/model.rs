@@ -1,0 +1,225 @@
+//! The domain: pools, origins, snapshots and deltas.
+//!
+//! Nothing here knows about Kubernetes, HTTP or tokio. These are the shapes the API
+//! contract (DESIGN.md, "Pools and origins") fixes; their serde form *is* the wire form.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize, Serializer};
+
+/// Identifies a pool: one Kubernetes Service, written `<namespace>/<service>`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PoolId {
+    /// Namespace of the Service.
+    pub namespace: String,
+    /// Name of the Service.
+    pub name: String,
+}
+
+impl PoolId {
+    /// Builds a pool id from its two parts.
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl fmt::Display for PoolId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// Why a `NAMESPACE/NAME` string is not a pool id.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("expected NAMESPACE/NAME, got {0:?}")]
+pub struct ParsePoolIdError(String);
+
+impl FromStr for PoolId {
+    type Err = ParsePoolIdError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.split_once('/') {
+            Some((ns, name)) if is_dns_label(ns) && is_dns_label(name) && !name.contains('/') => {
+                Ok(Self::new(ns, name))
+            }
+            _ => Err(ParsePoolIdError(s.to_string())),
+        }
+    }
+}
+
+/// RFC 1123 label as Kubernetes uses for namespaces and Service names.
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+impl Serialize for PoolId {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for PoolId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(deserializer)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Whether an origin takes new sessions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OriginState {
+    /// Serving and accepting new sessions.
+    Ready,
+    /// Still serving its current sessions but going away: take no new ones, migrate.
+    Draining,
+}
+
+impl OriginState {
+    /// The lowercase wire name, also used as a metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ready => "ready",
+            Self::Draining => "draining",
+        }
+    }
+}
+
+/// One endpoint of a pool as clients see it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    /// The pod name, or `ip:port` for an endpoint without a pod behind it.
+    pub id: String,
+    /// Public URL from the pod annotation or the Service's url-template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Endpoint address (IPv4 or IPv6).
+    pub ip: String,
+    /// Advertised port.
+    pub port: u16,
+    /// Node the pod runs on, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// Topology zone of that node, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    /// `ready` or `draining`.
+    pub state: OriginState,
+    /// When the origin entered its current state (millisecond precision, UTC).
+    #[serde(with = "millis_rfc3339")]
+    pub since: DateTime<Utc>,
+}
+
+/// A pool's full origin list at one revision.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Which pool.
+    pub pool: PoolId,
+    /// Random id of this controller process; revisions only compare within one epoch.
+    pub epoch: String,
+    /// Counts up by exactly one per change of this pool.
+    pub revision: u64,
+    /// True while the apiserver has been unreachable for longer than `--stale-after`.
+    pub stale: bool,
+    /// Origins sorted by id.
+    pub origins: Vec<Origin>,
+}
+
+/// What changed in a pool from `revision - 1` to `revision`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delta {
+    /// Which pool.
+    pub pool: PoolId,
+    /// Same as the snapshot's epoch.
+    pub epoch: String,
+    /// The revision this delta produces.
+    pub revision: u64,
+    /// Origins added or changed (full objects), sorted by id.
+    pub upsert: Vec<Origin>,
+    /// Ids of origins that left the pool, sorted.
+    pub remove: Vec<String>,
+}
+
+impl Delta {
+    /// True when applying this delta changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.upsert.is_empty() && self.remove.is_empty()
+    }
+}
+
+/// Serializes timestamps as `2026-11-22T01:02:03.123Z`, the contract's `since` format.
+pub mod millis_rfc3339 {
+    use super::*;
+
+    /// Serializer half.
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&t.to_rfc3339_opts(SecondsFormat::Millis, true))
+    }
+
+    /// Deserializer half; accepts any RFC 3339 timestamp.
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let s = String::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&s)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_id_parses_namespace_and_name() {
+        let id: PoolId = "demo/origin".parse().unwrap();
+        assert_eq!(id, PoolId::new("demo", "origin"));
+        assert_eq!(id.to_string(), "demo/origin");
+    }
+
+    #[test]
+    fn pool_id_rejects_malformed_input() {
+        for bad in [
+            "",
+            "demo",
+            "demo/",
+            "/origin",
+            "a/b/c",
+            "Demo/origin",
+            "demo/-x",
+        ] {
+            assert!(bad.parse::<PoolId>().is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn origin_serializes_to_the_contract_shape() {
+        let origin = Origin {
+            id: "origin-1".into(),
+            url: None,
+            ip: "10.1.2.3".into(),
+            port: 5080,
+            node: Some("node-a".into()),
+            zone: None,
+            state: OriginState::Draining,
+            since: DateTime::parse_from_rfc3339("2026-11-22T01:02:03.123456Z")
+                .unwrap()
+                .with_timezone(&Utc),
+        };
+        let json = serde_json::to_value(&origin).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"id":"origin-1","ip":"10.1.2.3","port":5080,"node":"node-a",
+                "state":"draining","since":"2026-11-22T01:02:03.123Z"})
+        );
+    }
+}

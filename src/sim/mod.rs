@@ -1,0 +1,1 @@
+//! Simulated Kubernetes API server (placeholder until the simulator lands).
