@@ -10,7 +10,9 @@
 //! - [`sim`]: an embedded simulated Kubernetes API server for `dev` and tests.
 
 pub mod config;
+pub mod index;
 pub mod model;
 pub mod pick;
+pub mod signals;
 pub mod sim;
 pub mod sources;

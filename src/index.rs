@@ -1,0 +1,760 @@
+//! The origin index: merges signals per origin into one state and produces each pool's
+//! next revision as a delta.
+//!
+//! Pure state, no I/O: sources call `apply_*` / `delete_*` / `reset_*` with what they
+//! received and when, then [`Index::commit`] returns what changed since the last commit.
+//! Work is proportional to the origins a signal touches: every mutation marks only the
+//! affected `(pool, endpoint)` pairs dirty, and `commit` recomputes just those.
+//!
+//! The rules (DESIGN.md, "Origin state — ahead of the EndpointSlice"):
+//! - an origin is `ready` only when its slice endpoint is ready **and** no pod or node
+//!   signal contradicts it;
+//! - the first signal of trouble wins: pod deletion → `draining`; pod down (Ready=False,
+//!   terminated container, phase Failed/Succeeded), pod gone, node not ready or its lease
+//!   expired → removed; slice `serving && terminating` → `draining`; anything else → removed.
+//! - applying an unchanged object changes nothing, so a relist never flaps origins.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use crate::model::{Delta, Origin, OriginState, PoolId};
+use crate::signals::{
+    EndpointInfo, NodeReady, PodInfo, PortChoice, ServiceInfo, SliceInfo, SlicePort, Stamp,
+};
+
+/// Index options.
+#[derive(Clone, Debug)]
+pub struct IndexConfig {
+    /// Process epoch stamped on every delta.
+    pub epoch: String,
+    /// With node signals: a node whose lease was not renewed for this long is dead.
+    pub node_lease_grace: Duration,
+}
+
+/// What one [`Index::commit`] produced.
+#[derive(Debug, Default)]
+pub struct Commit {
+    /// Per-pool changes, in no particular order across pools.
+    pub changes: Vec<PoolChange>,
+    /// Signal lead observations: for each origin a pod/node signal took out of `ready`
+    /// before its EndpointSlice did, how long the slice took to catch up.
+    pub leads: Vec<Duration>,
+}
+
+/// One pool's change at commit time.
+#[derive(Debug)]
+pub enum PoolChange {
+    /// A Service became a pool; `origins` is its first snapshot (sorted by id).
+    Added {
+        /// The pool.
+        pool: PoolId,
+        /// Its first revision.
+        revision: u64,
+        /// Its origins.
+        origins: Vec<Origin>,
+    },
+    /// A pool moved to `delta.revision`.
+    Updated {
+        /// The change.
+        delta: Delta,
+        /// Arrival of the earliest signal folded into this revision (push latency start).
+        received: Instant,
+    },
+    /// A pool disappeared (Service deleted or no longer opted in).
+    Removed {
+        /// The pool.
+        pool: PoolId,
+        /// Its last revision.
+        revision: u64,
+    },
+}
+
+/// A pod's key: namespace and name.
+type PodKey = (String, String);
+
+/// The index. See the module docs.
+#[derive(Debug)]
+pub struct Index {
+    config: IndexConfig,
+    /// Every Service we know slices or pool settings for, keyed by `<ns>/<name>`.
+    services: HashMap<PoolId, ServiceEntry>,
+    /// Pod-level facts of every watched pod.
+    pods: HashMap<PodKey, PodInfo>,
+    /// Pods deleted from the pod watch that some slice still names (cleared when no slice
+    /// names them any more, or the pod is re-created).
+    gone_pods: HashSet<PodKey>,
+    /// Which Services' slices reference each pod (with reference counts across slices).
+    pod_refs: HashMap<PodKey, HashMap<String, u32>>,
+    /// Node health; only filled when node signals are on.
+    nodes: HashMap<String, NodeHealth>,
+    /// Origins to recompute at the next commit.
+    dirty: HashMap<PoolId, Dirty>,
+    /// Pools opted in or out since the last commit.
+    membership: HashSet<PoolId>,
+    /// Last revision of pools that disappeared, so a returning pool keeps counting up.
+    retired: HashMap<PoolId, u64>,
+}
+
+#[derive(Debug, Default)]
+struct ServiceEntry {
+    /// Present while the Service is a pool.
+    pool: Option<PoolState>,
+    /// All its EndpointSlices by name.
+    slices: HashMap<String, Slice>,
+}
+
+#[derive(Debug, PartialEq)]
+struct Slice {
+    ports: Vec<SlicePort>,
+    endpoints: HashMap<String, EndpointInfo>,
+}
+
+#[derive(Debug)]
+struct PoolState {
+    info: ServiceInfo,
+    revision: u64,
+    /// What clients currently see, keyed by endpoint id.
+    published: BTreeMap<String, Origin>,
+    /// Origins a pod/node signal took out while their slice still said ready, and when.
+    lead_pending: HashMap<String, Instant>,
+    /// Set until the pool's first revision has been announced.
+    announced: bool,
+}
+
+#[derive(Debug, Default)]
+struct Dirty {
+    all: bool,
+    ids: HashSet<String>,
+    first_received: Option<Instant>,
+}
+
+#[derive(Debug, Default)]
+struct NodeHealth {
+    ready: Option<NodeReady>,
+    /// Last observed lease `renewTime` value and when we saw it change.
+    lease: Option<(String, Instant)>,
+    /// Lease expired as of the last [`Index::tick`].
+    lease_expired: bool,
+}
+
+impl NodeHealth {
+    fn dead(&self) -> bool {
+        self.ready == Some(NodeReady::NotReady) || self.lease_expired
+    }
+}
+
+/// The slice-level verdict on one endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum SliceVerdict {
+    Absent,
+    Draining,
+    Ready,
+}
+
+impl Index {
+    /// An empty index.
+    pub fn new(config: IndexConfig) -> Self {
+        Self {
+            config,
+            services: HashMap::new(),
+            pods: HashMap::new(),
+            gone_pods: HashSet::new(),
+            pod_refs: HashMap::new(),
+            nodes: HashMap::new(),
+            dirty: HashMap::new(),
+            membership: HashSet::new(),
+            retired: HashMap::new(),
+        }
+    }
+
+    /// Ids of the current pools.
+    pub fn pools(&self) -> impl Iterator<Item = &PoolId> {
+        self.services
+            .iter()
+            .filter(|(_, e)| e.pool.is_some())
+            .map(|(id, _)| id)
+    }
+
+    /// A Service is (still) a pool with these settings.
+    pub fn apply_service(&mut self, info: ServiceInfo, stamp: Stamp) {
+        let id = info.pool.clone();
+        let entry = self.services.entry(id.clone()).or_default();
+        match &mut entry.pool {
+            Some(pool) if pool.info == info => return,
+            Some(pool) => pool.info = info,
+            None => {
+                let revision = self.retired.remove(&id).unwrap_or(0);
+                entry.pool = Some(PoolState {
+                    info,
+                    revision,
+                    published: BTreeMap::new(),
+                    lead_pending: HashMap::new(),
+                    announced: false,
+                });
+            }
+        }
+        self.mark_all(&id, stamp);
+    }
+
+    /// A Service is gone or no longer opted in: its pool disappears.
+    pub fn delete_service(&mut self, pool: &PoolId) {
+        if let Some(entry) = self.services.get_mut(pool) {
+            if let Some(state) = entry.pool.take() {
+                // Only a pool clients were told about needs its removal announced.
+                if state.announced {
+                    self.retired.insert(pool.clone(), state.revision);
+                    self.membership.insert(pool.clone());
+                }
+            }
+            if entry.slices.is_empty() {
+                self.services.remove(pool);
+            }
+        }
+    }
+
+    /// Keeps only the pools in `keep` (after a relist of Services).
+    pub fn reset_services(&mut self, keep: &HashSet<PoolId>) {
+        let gone: Vec<PoolId> = self
+            .pools()
+            .filter(|p| !keep.contains(*p))
+            .cloned()
+            .collect();
+        for pool in gone {
+            self.delete_service(&pool);
+        }
+    }
+
+    /// An EndpointSlice was added or changed.
+    pub fn apply_slice(&mut self, slice: SliceInfo, stamp: Stamp) {
+        let SliceInfo {
+            service,
+            name,
+            ports,
+            endpoints,
+        } = slice;
+        let endpoints = endpoints
+            .into_iter()
+            .map(|e| (e.id().to_string(), e))
+            .collect();
+        let new = Slice { ports, endpoints };
+        let entry = self.services.entry(service.clone()).or_default();
+        let old = entry.slices.remove(&name);
+        if old.as_ref() == Some(&new) {
+            entry.slices.insert(name, new);
+            return;
+        }
+        let touched = changed_ids(old.as_ref(), Some(&new));
+        let new_pods: Vec<String> = new.pods().collect();
+        entry.slices.insert(name, new);
+        if let Some(old) = &old {
+            self.unref_pods(&service, old.pods());
+        }
+        self.ref_pods(&service, new_pods);
+        self.mark(&service, touched, stamp);
+    }
+
+    /// An EndpointSlice was deleted.
+    pub fn delete_slice(&mut self, service: &PoolId, name: &str, stamp: Stamp) {
+        let Some(entry) = self.services.get_mut(service) else {
+            return;
+        };
+        let Some(old) = entry.slices.remove(name) else {
+            return;
+        };
+        if entry.pool.is_none() && entry.slices.is_empty() {
+            self.services.remove(service);
+        }
+        self.unref_pods(service, old.pods());
+        self.mark(service, changed_ids(Some(&old), None), stamp);
+    }
+
+    /// Keeps only the slices in `keep` (after a relist of EndpointSlices).
+    pub fn reset_slices(&mut self, keep: &HashSet<(PoolId, String)>, stamp: Stamp) {
+        let gone: Vec<(PoolId, String)> = self
+            .services
+            .iter()
+            .flat_map(|(svc, e)| e.slices.keys().map(move |n| (svc.clone(), n.clone())))
+            .filter(|k| !keep.contains(k))
+            .collect();
+        for (svc, name) in gone {
+            self.delete_slice(&svc, &name, stamp);
+        }
+    }
+
+    /// A pod was added or changed.
+    pub fn apply_pod(&mut self, pod: PodInfo, stamp: Stamp) {
+        let key = (pod.namespace.clone(), pod.name.clone());
+        if self.pods.get(&key) == Some(&pod) {
+            return;
+        }
+        self.gone_pods.remove(&key);
+        self.pods.insert(key.clone(), pod);
+        self.mark_pod(&key, stamp);
+    }
+
+    /// A pod was deleted: it no longer serves, whatever its slice still says.
+    pub fn delete_pod(&mut self, namespace: &str, name: &str, stamp: Stamp) {
+        let key = (namespace.to_string(), name.to_string());
+        let known = self.pods.remove(&key).is_some();
+        if self.pod_refs.contains_key(&key) && self.gone_pods.insert(key.clone()) || known {
+            self.mark_pod(&key, stamp);
+        }
+    }
+
+    /// Keeps only the pods in `keep` (after a relist of Pods).
+    pub fn reset_pods(&mut self, keep: &HashSet<(String, String)>, stamp: Stamp) {
+        let gone: Vec<PodKey> = self
+            .pods
+            .keys()
+            .filter(|k| !keep.contains(*k))
+            .cloned()
+            .collect();
+        for (ns, name) in gone {
+            self.delete_pod(&ns, &name, stamp);
+        }
+    }
+
+    /// A node's Ready condition was observed (node signals).
+    pub fn apply_node(&mut self, name: &str, ready: NodeReady, stamp: Stamp) {
+        let health = self.nodes.entry(name.to_string()).or_default();
+        let was_dead = health.dead();
+        health.ready = Some(ready);
+        if health.dead() != was_dead {
+            self.mark_node(name, stamp);
+        }
+    }
+
+    /// A node was deleted (node signals): its origins are gone with it.
+    pub fn delete_node(&mut self, name: &str, stamp: Stamp) {
+        let health = self.nodes.entry(name.to_string()).or_default();
+        let was_dead = health.dead();
+        health.ready = Some(NodeReady::NotReady);
+        if !was_dead {
+            self.mark_node(name, stamp);
+        }
+    }
+
+    /// A node lease was observed with this `renewTime` (node signals). The lease counts as
+    /// renewed when the value changes, measured by our own clock (immune to clock skew).
+    pub fn apply_lease(&mut self, node: &str, renew_time: Option<String>, stamp: Stamp) {
+        let health = self.nodes.entry(node.to_string()).or_default();
+        let renewed = match (&health.lease, renew_time) {
+            (Some((old, _)), Some(new)) if *old == new => false,
+            (_, Some(new)) => {
+                health.lease = Some((new, stamp.at));
+                true
+            }
+            (_, None) => false,
+        };
+        if renewed && health.lease_expired {
+            health.lease_expired = false;
+            self.mark_node(node, stamp);
+        }
+    }
+
+    /// Re-evaluates lease expiry; call periodically when node signals are on.
+    pub fn tick(&mut self, stamp: Stamp) {
+        let grace = self.config.node_lease_grace;
+        let expired: Vec<String> = self
+            .nodes
+            .iter_mut()
+            .filter_map(|(name, h)| {
+                let (_, seen) = h.lease.as_ref()?;
+                let expired = stamp.at.saturating_duration_since(*seen) > grace;
+                (expired && !h.lease_expired).then(|| {
+                    h.lease_expired = true;
+                    name.clone()
+                })
+            })
+            .collect();
+        for node in expired {
+            self.mark_node(&node, stamp);
+        }
+    }
+
+    /// Recomputes every dirty origin and returns what changed since the last commit.
+    pub fn commit(&mut self, stamp: Stamp) -> Commit {
+        let mut out = Commit::default();
+        for pool in std::mem::take(&mut self.membership) {
+            if !self.is_pool(&pool) {
+                self.dirty.remove(&pool);
+                if let Some(&revision) = self.retired.get(&pool) {
+                    out.changes.push(PoolChange::Removed { pool, revision });
+                }
+            }
+        }
+        for (pool_id, dirty) in std::mem::take(&mut self.dirty) {
+            let Some(entry) = self.services.get(&pool_id) else {
+                continue;
+            };
+            let Some(pool) = &entry.pool else { continue };
+            let ids: Vec<String> = if dirty.all {
+                let mut all: HashSet<String> = pool.published.keys().cloned().collect();
+                all.extend(
+                    entry
+                        .slices
+                        .values()
+                        .flat_map(|s| s.endpoints.keys().cloned()),
+                );
+                all.into_iter().collect()
+            } else {
+                dirty.ids.into_iter().collect()
+            };
+            let computed: Vec<(String, Option<(Option<Origin>, SliceVerdict)>)> = ids
+                .into_iter()
+                .map(|id| {
+                    let o = self.compute(entry, &pool.info, &id, stamp);
+                    (id, o)
+                })
+                .collect();
+            let entry = self.services.get_mut(&pool_id).expect("checked above");
+            let pool = entry.pool.as_mut().expect("checked above");
+            let mut upsert = Vec::new();
+            let mut remove = Vec::new();
+            for (id, next) in computed {
+                let prev = pool.published.get(&id);
+                let slice_verdict = next.as_ref().map_or(SliceVerdict::Absent, |(_, v)| *v);
+                let next = next.and_then(|(o, _)| o);
+                // Signal lead bookkeeping: an origin taken out by a pod/node signal while its
+                // slice still said ready is "ahead"; the slice catching up ends the lead.
+                let next_level = next
+                    .as_ref()
+                    .map_or(SliceVerdict::Absent, |o| match o.state {
+                        OriginState::Ready => SliceVerdict::Ready,
+                        OriginState::Draining => SliceVerdict::Draining,
+                    });
+                if slice_verdict > next_level {
+                    pool.lead_pending.entry(id.clone()).or_insert(stamp.at);
+                } else if let Some(t) = pool.lead_pending.remove(&id) {
+                    if slice_verdict < SliceVerdict::Ready {
+                        out.leads.push(stamp.at.saturating_duration_since(t));
+                    }
+                }
+                match (prev, next) {
+                    (None, None) => {}
+                    (Some(p), None) => {
+                        remove.push(p.id.clone());
+                        pool.published.remove(&id);
+                    }
+                    (prev, Some(mut n)) => {
+                        if let Some(p) = prev {
+                            if p.state == n.state {
+                                n.since = p.since;
+                            }
+                            if *p == n {
+                                continue;
+                            }
+                            if p.id != n.id {
+                                remove.push(p.id.clone());
+                            }
+                        }
+                        upsert.push(n.clone());
+                        pool.published.insert(id, n);
+                    }
+                }
+            }
+            if !pool.announced {
+                pool.announced = true;
+                pool.revision += 1;
+                out.changes.push(PoolChange::Added {
+                    pool: pool_id.clone(),
+                    revision: pool.revision,
+                    origins: sorted(pool.published.values().cloned().collect()),
+                });
+                continue;
+            }
+            if upsert.is_empty() && remove.is_empty() {
+                continue;
+            }
+            pool.revision += 1;
+            upsert.sort_by(|a, b| a.id.cmp(&b.id));
+            remove.sort();
+            out.changes.push(PoolChange::Updated {
+                delta: Delta {
+                    pool: pool_id.clone(),
+                    epoch: self.config.epoch.clone(),
+                    revision: pool.revision,
+                    upsert,
+                    remove,
+                },
+                received: dirty.first_received.unwrap_or(stamp.at),
+            });
+        }
+        out
+    }
+
+    /// Current origins of a pool, sorted by id (for tests and diagnostics).
+    pub fn origins(&self, pool: &PoolId) -> Option<Vec<Origin>> {
+        let p = self.services.get(pool)?.pool.as_ref()?;
+        Some(sorted(p.published.values().cloned().collect()))
+    }
+
+    fn compute(
+        &self,
+        entry: &ServiceEntry,
+        info: &ServiceInfo,
+        id: &str,
+        stamp: Stamp,
+    ) -> Option<(Option<Origin>, SliceVerdict)> {
+        // The best report of this endpoint across all slices of the Service.
+        let (endpoint, port) = entry
+            .slices
+            .values()
+            .filter_map(|s| {
+                let e = s.endpoints.get(id)?;
+                let port = resolve_port(&s.ports, &info.port)?;
+                Some((e, port))
+            })
+            .max_by_key(|(e, _)| slice_verdict(e))?;
+        let verdict = slice_verdict(endpoint);
+        let mut state = match verdict {
+            SliceVerdict::Absent => None,
+            SliceVerdict::Draining => Some(OriginState::Draining),
+            SliceVerdict::Ready => Some(OriginState::Ready),
+        };
+        let pod_key = endpoint
+            .pod
+            .as_ref()
+            .map(|name| (info.pool.namespace.clone(), name.clone()));
+        let pod = pod_key.as_ref().and_then(|k| self.pods.get(k));
+        if pod_key.as_ref().is_some_and(|k| self.gone_pods.contains(k)) {
+            // Deleted from the pod watch while the slice still lists it.
+            state = None;
+        }
+        match pod {
+            Some(p) if p.down => state = None,
+            Some(p) if p.deleting => state = state.map(|_| OriginState::Draining),
+            _ => {}
+        }
+        let node = endpoint
+            .node
+            .clone()
+            .or_else(|| pod.and_then(|p| p.node.clone()));
+        if let Some(n) = &node {
+            if self.nodes.get(n).is_some_and(NodeHealth::dead) {
+                state = None;
+            }
+        }
+        let origin_id = match &endpoint.pod {
+            Some(name) => name.clone(),
+            None => host_port(&endpoint.address, port),
+        };
+        let url = pod.and_then(|p| p.url.clone()).or_else(|| {
+            info.url_template.as_ref().map(|t| {
+                expand_template(
+                    t,
+                    &Placeholders {
+                        ip: &endpoint.address,
+                        port,
+                        pod: endpoint.pod.as_deref().unwrap_or(""),
+                        namespace: &info.pool.namespace,
+                        node: node.as_deref().unwrap_or(""),
+                        zone: endpoint.zone.as_deref().unwrap_or(""),
+                        hostname: endpoint.hostname.as_deref().unwrap_or(""),
+                    },
+                )
+            })
+        });
+        let origin = state.map(|state| Origin {
+            id: origin_id,
+            url,
+            ip: endpoint.address.clone(),
+            port,
+            node,
+            zone: endpoint.zone.clone(),
+            state,
+            since: stamp.wall,
+        });
+        Some((origin, verdict))
+    }
+
+    fn mark(&mut self, service: &PoolId, ids: Vec<String>, stamp: Stamp) {
+        if ids.is_empty() || !self.is_pool(service) {
+            return;
+        }
+        let d = self.dirty.entry(service.clone()).or_default();
+        d.first_received.get_or_insert(stamp.at);
+        d.ids.extend(ids);
+    }
+
+    fn mark_all(&mut self, service: &PoolId, stamp: Stamp) {
+        let d = self.dirty.entry(service.clone()).or_default();
+        d.first_received.get_or_insert(stamp.at);
+        d.all = true;
+    }
+
+    fn mark_pod(&mut self, key: &PodKey, stamp: Stamp) {
+        let Some(services) = self.pod_refs.get(key) else {
+            return;
+        };
+        let services: Vec<PoolId> = services.keys().map(|s| PoolId::new(&key.0, s)).collect();
+        for svc in services {
+            self.mark(&svc, vec![key.1.clone()], stamp);
+        }
+    }
+
+    fn mark_node(&mut self, node: &str, stamp: Stamp) {
+        // Node events are rare; scanning the slices is cheaper than another index.
+        let hits: Vec<(PoolId, String)> = self
+            .services
+            .iter()
+            .filter(|(_, e)| e.pool.is_some())
+            .flat_map(|(svc, e)| {
+                e.slices
+                    .values()
+                    .flat_map(|s| s.endpoints.iter())
+                    .filter(|(_, ep)| {
+                        ep.node.as_deref() == Some(node)
+                            || ep.pod.as_ref().is_some_and(|p| {
+                                self.pods
+                                    .get(&(svc.namespace.clone(), p.clone()))
+                                    .is_some_and(|pi| pi.node.as_deref() == Some(node))
+                            })
+                    })
+                    .map(move |(id, _)| (svc.clone(), id.clone()))
+            })
+            .collect();
+        for (svc, id) in hits {
+            self.mark(&svc, vec![id], stamp);
+        }
+    }
+
+    fn is_pool(&self, service: &PoolId) -> bool {
+        self.services.get(service).is_some_and(|e| e.pool.is_some())
+    }
+
+    fn ref_pods(&mut self, service: &PoolId, pods: impl IntoIterator<Item = String>) {
+        for pod in pods {
+            let key = (service.namespace.clone(), pod);
+            *self
+                .pod_refs
+                .entry(key)
+                .or_default()
+                .entry(service.name.clone())
+                .or_default() += 1;
+        }
+    }
+
+    fn unref_pods(&mut self, service: &PoolId, pods: impl IntoIterator<Item = String>) {
+        for pod in pods {
+            let key = (service.namespace.clone(), pod);
+            let Some(refs) = self.pod_refs.get_mut(&key) else {
+                continue;
+            };
+            if let Some(n) = refs.get_mut(&service.name) {
+                *n -= 1;
+                if *n == 0 {
+                    refs.remove(&service.name);
+                }
+            }
+            if refs.is_empty() {
+                self.pod_refs.remove(&key);
+                // No slice names it any more: its tombstone has done its job.
+                self.gone_pods.remove(&key);
+            }
+        }
+    }
+}
+
+impl Slice {
+    fn pods(&self) -> impl Iterator<Item = String> + '_ {
+        self.endpoints.values().filter_map(|e| e.pod.clone())
+    }
+}
+
+/// Ids whose endpoint differs between two versions of a slice.
+fn changed_ids(old: Option<&Slice>, new: Option<&Slice>) -> Vec<String> {
+    let ports_changed = old.map(|s| &s.ports) != new.map(|s| &s.ports);
+    let get = |s: Option<&Slice>, id: &str| s.and_then(|s| s.endpoints.get(id)).cloned();
+    let mut ids = Vec::new();
+    for s in [old, new].into_iter().flatten() {
+        for (id, _) in &s.endpoints {
+            if ports_changed || get(old, id) != get(new, id) {
+                ids.push(id.clone());
+            }
+        }
+    }
+    ids
+}
+
+fn sorted(mut v: Vec<Origin>) -> Vec<Origin> {
+    v.sort_by(|a, b| a.id.cmp(&b.id));
+    v
+}
+
+fn slice_verdict(e: &EndpointInfo) -> SliceVerdict {
+    if e.ready && !e.terminating {
+        SliceVerdict::Ready
+    } else if e.serving && e.terminating {
+        SliceVerdict::Draining
+    } else {
+        SliceVerdict::Absent
+    }
+}
+
+fn resolve_port(ports: &[SlicePort], choice: &PortChoice) -> Option<u16> {
+    match choice {
+        PortChoice::Name(name) => ports.iter().find(|p| p.name == *name).map(|p| p.port),
+        PortChoice::Number(n) => ports.iter().find(|p| p.port == *n).map(|p| p.port),
+    }
+}
+
+/// `ip:port`, with IPv6 addresses bracketed.
+pub fn host_port(ip: &str, port: u16) -> String {
+    if ip.contains(':') {
+        format!("[{ip}]:{port}")
+    } else {
+        format!("{ip}:{port}")
+    }
+}
+
+/// Values for the url-template placeholders.
+pub struct Placeholders<'a> {
+    /// `{ip}`: the endpoint address as is (IPv6 not bracketed).
+    pub ip: &'a str,
+    /// `{port}`.
+    pub port: u16,
+    /// `{pod}`.
+    pub pod: &'a str,
+    /// `{namespace}`.
+    pub namespace: &'a str,
+    /// `{node}`.
+    pub node: &'a str,
+    /// `{zone}`.
+    pub zone: &'a str,
+    /// `{hostname}`.
+    pub hostname: &'a str,
+}
+
+/// Expands `{ip}` `{port}` `{pod}` `{namespace}` `{node}` `{zone}` `{hostname}`; anything
+/// else in braces is left as written.
+pub fn expand_template(template: &str, p: &Placeholders<'_>) -> String {
+    let mut out = String::with_capacity(template.len() + 32);
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start..];
+        let Some(end) = after.find('}') else {
+            out.push_str(after);
+            return out;
+        };
+        let name = &after[1..end];
+        match name {
+            "ip" => out.push_str(p.ip),
+            "port" => out.push_str(&p.port.to_string()),
+            "pod" => out.push_str(p.pod),
+            "namespace" => out.push_str(p.namespace),
+            "node" => out.push_str(p.node),
+            "zone" => out.push_str(p.zone),
+            "hostname" => out.push_str(p.hostname),
+            _ => out.push_str(&after[..=end]),
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+#[path = "index_tests.rs"]
+mod tests;

@@ -1,0 +1,558 @@
+//! Unit tests of the origin index: signals in, deltas out, no I/O.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+
+use super::*;
+
+fn pool() -> PoolId {
+    PoolId::new("demo", "origin")
+}
+
+fn index() -> Index {
+    Index::new(IndexConfig {
+        epoch: "e1".into(),
+        node_lease_grace: Duration::from_secs(20),
+    })
+}
+
+/// A clock for tests: every call is 1 ms after the previous one.
+struct Clock(Instant);
+impl Clock {
+    fn new() -> Self {
+        Self(Instant::now())
+    }
+    fn tick(&mut self) -> Stamp {
+        self.0 += Duration::from_millis(1);
+        Stamp {
+            at: self.0,
+            wall: Utc::now(),
+        }
+    }
+    fn advance(&mut self, d: Duration) -> Stamp {
+        self.0 += d;
+        Stamp {
+            at: self.0,
+            wall: Utc::now(),
+        }
+    }
+}
+
+fn service(template: Option<&str>) -> ServiceInfo {
+    ServiceInfo {
+        pool: pool(),
+        port: PortChoice::Name("ws".into()),
+        url_template: template.map(Into::into),
+    }
+}
+
+fn ep(pod: &str, ip: &str) -> EndpointInfo {
+    EndpointInfo {
+        address: ip.into(),
+        pod: Some(pod.into()),
+        node: Some("node-a".into()),
+        zone: Some("zone-a".into()),
+        hostname: None,
+        ready: true,
+        serving: true,
+        terminating: false,
+    }
+}
+
+fn slice(name: &str, endpoints: Vec<EndpointInfo>) -> SliceInfo {
+    SliceInfo {
+        service: pool(),
+        name: name.into(),
+        ports: vec![SlicePort {
+            name: "ws".into(),
+            port: 5080,
+        }],
+        endpoints,
+    }
+}
+
+fn pod(name: &str) -> PodInfo {
+    PodInfo {
+        namespace: "demo".into(),
+        name: name.into(),
+        node: Some("node-a".into()),
+        deleting: false,
+        down: false,
+        url: None,
+    }
+}
+
+/// An index with pool demo/origin holding origin-0..n, all ready, committed.
+fn seeded(n: usize, clock: &mut Clock) -> Index {
+    let mut idx = index();
+    idx.apply_service(service(None), clock.tick());
+    let eps = (0..n)
+        .map(|i| ep(&format!("origin-{i}"), &format!("10.0.0.{i}")))
+        .collect();
+    idx.apply_slice(slice("origin-abc", eps), clock.tick());
+    for i in 0..n {
+        idx.apply_pod(pod(&format!("origin-{i}")), clock.tick());
+    }
+    let c = idx.commit(clock.tick());
+    assert!(matches!(
+        &c.changes[..],
+        [PoolChange::Added { revision: 1, .. }]
+    ));
+    idx
+}
+
+fn only_delta(c: &Commit) -> &Delta {
+    match &c.changes[..] {
+        [PoolChange::Updated { delta, .. }] => delta,
+        other => panic!("expected one delta, got {other:?}"),
+    }
+}
+
+fn state_of(idx: &Index, id: &str) -> Option<OriginState> {
+    idx.origins(&pool())?
+        .into_iter()
+        .find(|o| o.id == id)
+        .map(|o| o.state)
+}
+
+#[test]
+fn new_pool_is_announced_with_its_ready_origins() {
+    let mut clock = Clock::new();
+    let idx = seeded(3, &mut clock);
+    let origins = idx.origins(&pool()).unwrap();
+    assert_eq!(origins.len(), 3);
+    assert!(origins
+        .iter()
+        .all(|o| o.state == OriginState::Ready && o.port == 5080));
+    assert_eq!(origins[0].zone.as_deref(), Some("zone-a"));
+}
+
+#[test]
+fn all_slices_of_a_service_are_merged() {
+    let mut clock = Clock::new();
+    let mut idx = index();
+    idx.apply_service(service(None), clock.tick());
+    let eps: Vec<_> = (0..150)
+        .map(|i| ep(&format!("o-{i}"), &format!("10.0.{}.{}", i / 100, i % 100)))
+        .collect();
+    idx.apply_slice(slice("a", eps[..100].to_vec()), clock.tick());
+    idx.apply_slice(slice("b", eps[100..].to_vec()), clock.tick());
+    idx.commit(clock.tick());
+    assert_eq!(idx.origins(&pool()).unwrap().len(), 150);
+    // Updating one slice never replaces the other's endpoints.
+    idx.apply_slice(slice("b", eps[100..110].to_vec()), clock.tick());
+    let c = idx.commit(clock.tick());
+    assert_eq!(only_delta(&c).remove.len(), 40);
+    assert_eq!(idx.origins(&pool()).unwrap().len(), 110);
+}
+
+#[test]
+fn relist_with_unchanged_objects_produces_no_delta() {
+    let mut clock = Clock::new();
+    let mut idx = seeded(3, &mut clock);
+    // A watch restart: the source re-applies everything it lists, then resets.
+    idx.apply_service(service(None), clock.tick());
+    let eps = (0..3)
+        .map(|i| ep(&format!("origin-{i}"), &format!("10.0.0.{i}")))
+        .collect();
+    idx.apply_slice(slice("origin-abc", eps), clock.tick());
+    let mut keep = HashSet::new();
+    for i in 0..3 {
+        idx.apply_pod(pod(&format!("origin-{i}")), clock.tick());
+        keep.insert(("demo".to_string(), format!("origin-{i}")));
+    }
+    idx.reset_pods(&keep, clock.tick());
+    idx.reset_slices(
+        &HashSet::from([(pool(), "origin-abc".to_string())]),
+        clock.tick(),
+    );
+    idx.reset_services(&HashSet::from([pool()]));
+    let c = idx.commit(clock.tick());
+    assert!(c.changes.is_empty(), "{:?}", c.changes);
+}
+
+#[test]
+fn graceful_delete_marks_origin_draining_before_slice_update() {
+    let mut clock = Clock::new();
+    let mut idx = seeded(3, &mut clock);
+    idx.apply_pod(
+        PodInfo {
+            deleting: true,
+            ..pod("origin-1")
+        },
+        clock.tick(),
+    );
+    let c = idx.commit(clock.tick());
+    let d = only_delta(&c);
+    assert_eq!(d.revision, 2);
+    assert_eq!(d.upsert.len(), 1);
+    assert_eq!(d.upsert[0].id, "origin-1");
+    assert_eq!(d.upsert[0].state, OriginState::Draining);
+    assert!(d.remove.is_empty());
+}
+
+#[test]
+fn crash_removes_origin_before_slice_update() {
+    let mut clock = Clock::new();
+    let mut idx = seeded(3, &mut clock);
+    idx.apply_pod(
+        PodInfo {
+            down: true,
+            ..pod("origin-2")
+        },
+        clock.tick(),
+    );
+    let c = idx.commit(clock.tick());
+    assert_eq!(only_delta(&c).remove, vec!["origin-2"]);
+    assert_eq!(state_of(&idx, "origin-2"), None);
+}
+
+#[test]
+fn recovered_pod_is_readded_only_once_its_slice_endpoint_is_ready() {
+    let mut clock = Clock::new();
+    let mut idx = seeded(2, &mut clock);
+    idx.apply_pod(
+        PodInfo {
+            down: true,
+            ..pod("origin-0")
+        },
+        clock.tick(),
+    );
+    idx.commit(clock.tick());
+    // The slice catches up: not ready.
+    let mut e0 = ep("origin-0", "10.0.0.0");
+    e0.ready = false;
+    e0.serving = false;
+    idx.apply_slice(
+        slice("origin-abc", vec![e0.clone(), ep("origin-1", "10.0.0.1")]),
+        clock.tick(),
+    );
+    assert!(idx.commit(clock.tick()).changes.is_empty());
+    // The pod recovers; the slice still says not ready → stays out.
+    idx.apply_pod(pod("origin-0"), clock.tick());
+    assert!(idx.commit(clock.tick()).changes.is_empty());
+    assert_eq!(state_of(&idx, "origin-0"), None);
+    // Now the slice says ready too → back.
+    idx.apply_slice(
+        slice(
+            "origin-abc",
+            vec![ep("origin-0", "10.0.0.0"), ep("origin-1", "10.0.0.1")],
+        ),
+        clock.tick(),
+    );
+    let c = idx.commit(clock.tick());
+    assert_eq!(only_delta(&c).upsert[0].id, "origin-0");
+    assert_eq!(state_of(&idx, "origin-0"), Some(OriginState::Ready));
+}
+
+#[test]
+fn slice_ready_does_not_override_a_down_pod() {
+    let mut clock = Clock::new();
+    let mut idx = seeded(1, &mut clock);
+    idx.apply_pod(
+        PodInfo {
+            down: true,
+            ..pod("origin-0")
+        },
+        clock.tick(),
+    );
+    idx.commit(clock.tick());
+    // An unrelated slice change (resync) must not bring it back.
+    let mut e = ep("origin-0", "10.0.0.0");
+    e.hostname = Some("h".into());
+    idx.apply_slice(slice("origin-abc", vec![e]), clock.tick());
+    assert!(idx.commit(clock.tick()).changes.is_empty());
+}
+
+#[test]
+fn revisions_count_up_by_exactly_one_per_change() {
+    let mut clock = Clock::new();
+    let mut idx = seeded(3, &mut clock);
+    let mut revisions = vec![];
+    for i in 0..3 {
+        idx.apply_pod(
+            PodInfo {
+                deleting: true,
+                ..pod(&format!("origin-{i}"))
+            },
+            clock.tick(),
+        );
+        revisions.push(only_delta(&idx.commit(clock.tick())).revision);
+    }
+    assert_eq!(revisions, vec![2, 3, 4]);
+}
+
+#[test]
+fn service_unlabelled_removes_pool_and_new_service_adds_one() {
+    let mut clock = Clock::new();
+    let mut idx = seeded(2, &mut clock);
+    idx.delete_service(&pool());
+    let c = idx.commit(clock.tick());
+    assert!(matches!(
+        &c.changes[..],
+        [PoolChange::Removed { revision: 1, .. }]
+    ));
+    assert!(idx.origins(&pool()).is_none());
+    // Labelled again: the pool is back with its endpoints and its revision keeps counting.
+    idx.apply_service(service(None), clock.tick());
+    let c = idx.commit(clock.tick());
+    match &c.changes[..] {
+        [PoolChange::Added {
+            revision, origins, ..
+        }] => {
+            assert_eq!(*revision, 2);
+            assert_eq!(origins.len(), 2);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn slices_of_non_pool_services_produce_nothing() {
+    let mut clock = Clock::new();
+    let mut idx = index();
+    let mut s = slice("other-x", vec![ep("p", "10.0.0.9")]);
+    s.service = PoolId::new("demo", "other");
+    idx.apply_slice(s, clock.tick());
+    assert!(idx.commit(clock.tick()).changes.is_empty());
+}
+
+#[test]
+fn endpoints_without_target_ref_are_keyed_ip_port_and_ipv6_works() {
+    let mut clock = Clock::new();
+    let mut idx = index();
+    idx.apply_service(service(Some("ws://{ip}:{port}/{namespace}")), clock.tick());
+    let mut a = ep("x", "fd00::1");
+    a.pod = None;
+    let mut b = ep("x", "192.0.2.7");
+    b.pod = None;
+    idx.apply_slice(slice("s", vec![a, b]), clock.tick());
+    idx.commit(clock.tick());
+    let ids: Vec<_> = idx
+        .origins(&pool())
+        .unwrap()
+        .into_iter()
+        .map(|o| (o.id, o.ip, o.url))
+        .collect();
+    assert_eq!(
+        ids,
+        vec![
+            (
+                "192.0.2.7:5080".into(),
+                "192.0.2.7".into(),
+                Some("ws://192.0.2.7:5080/demo".into())
+            ),
+            (
+                "[fd00::1]:5080".into(),
+                "fd00::1".into(),
+                Some("ws://fd00::1:5080/demo".into())
+            ),
+        ]
+    );
+}
+
+#[test]
+fn pod_url_annotation_overrides_the_template() {
+    let mut clock = Clock::new();
+    let mut idx = index();
+    idx.apply_service(
+        service(Some("wss://{pod}.example.com:5443/{zone}/{node}")),
+        clock.tick(),
+    );
+    idx.apply_slice(
+        slice(
+            "s",
+            vec![ep("origin-0", "10.0.0.1"), ep("origin-1", "10.0.0.2")],
+        ),
+        clock.tick(),
+    );
+    idx.apply_pod(pod("origin-0"), clock.tick());
+    idx.apply_pod(
+        PodInfo {
+            url: Some("wss://203.0.113.5:5443/x".into()),
+            ..pod("origin-1")
+        },
+        clock.tick(),
+    );
+    idx.commit(clock.tick());
+    let urls: Vec<_> = idx
+        .origins(&pool())
+        .unwrap()
+        .into_iter()
+        .map(|o| o.url.unwrap())
+        .collect();
+    assert_eq!(
+        urls,
+        vec![
+            "wss://origin-0.example.com:5443/zone-a/node-a",
+            "wss://203.0.113.5:5443/x"
+        ]
+    );
+}
+
+#[test]
+fn port_is_chosen_by_name_or_number_and_missing_port_lists_nothing() {
+    let mut clock = Clock::new();
+    let mut idx = index();
+    let mut svc = service(None);
+    svc.port = PortChoice::Number(5080);
+    idx.apply_service(svc.clone(), clock.tick());
+    idx.apply_slice(slice("s", vec![ep("origin-0", "10.0.0.1")]), clock.tick());
+    idx.commit(clock.tick());
+    assert_eq!(idx.origins(&pool()).unwrap().len(), 1);
+    svc.port = PortChoice::Name("rtmp".into());
+    idx.apply_service(svc, clock.tick());
+    let c = idx.commit(clock.tick());
+    assert_eq!(only_delta(&c).remove, vec!["origin-0"]);
+}
+
+#[test]
+fn pod_deleted_while_slice_lists_it_is_removed_and_a_recreated_pod_returns() {
+    let mut clock = Clock::new();
+    let mut idx = seeded(2, &mut clock);
+    idx.delete_pod("demo", "origin-0", clock.tick());
+    assert_eq!(
+        only_delta(&idx.commit(clock.tick())).remove,
+        vec!["origin-0"]
+    );
+    // A StatefulSet-style pod with the same name comes back.
+    idx.apply_pod(pod("origin-0"), clock.tick());
+    assert_eq!(
+        only_delta(&idx.commit(clock.tick())).upsert[0].id,
+        "origin-0"
+    );
+}
+
+#[test]
+fn unknown_pods_do_not_hide_slice_ready_endpoints() {
+    // With a narrowed pod watch, pods may never be seen: the slice alone decides then.
+    let mut clock = Clock::new();
+    let mut idx = index();
+    idx.apply_service(service(None), clock.tick());
+    idx.apply_slice(slice("s", vec![ep("origin-0", "10.0.0.1")]), clock.tick());
+    idx.commit(clock.tick());
+    assert_eq!(state_of(&idx, "origin-0"), Some(OriginState::Ready));
+}
+
+#[test]
+fn slice_serving_and_terminating_means_draining() {
+    let mut clock = Clock::new();
+    let mut idx = seeded(1, &mut clock);
+    let mut e = ep("origin-0", "10.0.0.0");
+    e.ready = false;
+    e.terminating = true;
+    idx.apply_slice(slice("origin-abc", vec![e]), clock.tick());
+    idx.commit(clock.tick());
+    assert_eq!(state_of(&idx, "origin-0"), Some(OriginState::Draining));
+}
+
+#[test]
+fn since_is_kept_while_state_is_unchanged() {
+    let mut clock = Clock::new();
+    let mut idx = seeded(1, &mut clock);
+    let before = idx.origins(&pool()).unwrap()[0].since;
+    idx.apply_pod(
+        PodInfo {
+            url: Some("ws://x/".into()),
+            ..pod("origin-0")
+        },
+        clock.tick(),
+    );
+    let c = idx.commit(clock.tick());
+    assert_eq!(only_delta(&c).upsert[0].since, before);
+}
+
+#[test]
+fn signal_lead_is_measured_when_the_slice_catches_up() {
+    let mut clock = Clock::new();
+    let mut idx = seeded(1, &mut clock);
+    idx.apply_pod(
+        PodInfo {
+            down: true,
+            ..pod("origin-0")
+        },
+        clock.tick(),
+    );
+    assert!(idx.commit(clock.tick()).leads.is_empty());
+    let mut e = ep("origin-0", "10.0.0.0");
+    e.ready = false;
+    e.serving = false;
+    let caught_up = clock.advance(Duration::from_secs(1));
+    idx.apply_slice(slice("origin-abc", vec![e]), caught_up);
+    let c = idx.commit(caught_up);
+    assert!(c.changes.is_empty());
+    assert_eq!(c.leads.len(), 1);
+    assert!(c.leads[0] >= Duration::from_secs(1), "{:?}", c.leads);
+}
+
+#[test]
+fn dead_node_removes_its_origins_and_recovery_restores_them() {
+    let mut clock = Clock::new();
+    let mut idx = seeded(2, &mut clock);
+    idx.apply_node("node-a", NodeReady::NotReady, clock.tick());
+    assert_eq!(only_delta(&idx.commit(clock.tick())).remove.len(), 2);
+    idx.apply_node("node-a", NodeReady::Ready, clock.tick());
+    assert_eq!(only_delta(&idx.commit(clock.tick())).upsert.len(), 2);
+}
+
+#[test]
+fn expired_node_lease_removes_origins_until_renewed() {
+    let mut clock = Clock::new();
+    let mut idx = seeded(1, &mut clock);
+    idx.apply_lease("node-a", Some("t1".into()), clock.tick());
+    idx.tick(clock.advance(Duration::from_secs(10)));
+    assert!(idx.commit(clock.tick()).changes.is_empty());
+    // The same renewTime seen again (a relist) is not a renewal.
+    idx.apply_lease("node-a", Some("t1".into()), clock.tick());
+    idx.tick(clock.advance(Duration::from_secs(15)));
+    assert_eq!(
+        only_delta(&idx.commit(clock.tick())).remove,
+        vec!["origin-0"]
+    );
+    idx.apply_lease("node-a", Some("t2".into()), clock.tick());
+    assert_eq!(only_delta(&idx.commit(clock.tick())).upsert.len(), 1);
+}
+
+#[test]
+fn push_latency_starts_at_the_earliest_folded_signal() {
+    let mut clock = Clock::new();
+    let mut idx = seeded(2, &mut clock);
+    let first = clock.tick();
+    idx.apply_pod(
+        PodInfo {
+            deleting: true,
+            ..pod("origin-0")
+        },
+        first,
+    );
+    idx.apply_pod(
+        PodInfo {
+            deleting: true,
+            ..pod("origin-1")
+        },
+        clock.tick(),
+    );
+    match &idx.commit(clock.tick()).changes[..] {
+        [PoolChange::Updated { received, delta }] => {
+            assert_eq!(*received, first.at);
+            assert_eq!(delta.upsert.len(), 2);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn template_leaves_unknown_placeholders_alone() {
+    let p = Placeholders {
+        ip: "1.2.3.4",
+        port: 1,
+        pod: "p",
+        namespace: "n",
+        node: "",
+        zone: "",
+        hostname: "h",
+    };
+    assert_eq!(expand_template("{x}-{pod}-{hostname}-{", &p), "{x}-p-h-{");
+}
