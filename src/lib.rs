@@ -10,7 +10,10 @@
 //! - [`sim`]: an embedded simulated Kubernetes API server for `dev` and tests.
 
 pub mod config;
+pub mod convert;
+pub mod hub;
 pub mod index;
+pub mod messages;
 pub mod model;
 pub mod pick;
 pub mod signals;

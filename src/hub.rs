@@ -1,0 +1,535 @@
+//! The hub: the current state of every pool, published to readers and subscribers.
+//!
+//! Each pool has a `watch` channel holding an immutable [`PoolView`] per revision — the
+//! latest state, not an event queue — plus a bounded log of recent deltas for resuming
+//! subscribers. Every message is serialized once per revision ([`Bytes`], shared by every
+//! subscriber); snapshots are serialized lazily, on first request, and then shared.
+//!
+//! Slow subscribers: a [`Subscription`] only ever holds the latest view. One that falls
+//! behind catches up from the delta log when the gap is small and still logged, or gets a
+//! fresh snapshot otherwise, so it never delays others and its memory never grows with the
+//! number of revisions it missed.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::sync::watch;
+
+use crate::index::PoolChange;
+use crate::messages::Message;
+use crate::model::{Origin, OriginState, PoolId};
+
+/// Most deltas a lagging subscriber is replayed before a snapshot is cheaper.
+const MAX_CATCH_UP: usize = 64;
+
+/// One pool at one revision. Immutable once published.
+#[derive(Debug)]
+pub struct PoolView {
+    /// Pool id.
+    pub pool: PoolId,
+    /// Process epoch.
+    pub epoch: Arc<str>,
+    /// Revision.
+    pub revision: u64,
+    /// Apiserver unreachable for longer than `--stale-after`.
+    pub stale: bool,
+    /// The pool is gone; this is its last view.
+    pub removed: bool,
+    /// Origins sorted by id.
+    pub origins: Arc<[Origin]>,
+    /// The encoded delta message that produced this revision (`None` for a pool's first view).
+    pub delta: Option<Bytes>,
+    /// When the watch event behind this revision arrived (push latency start).
+    pub received: Option<Instant>,
+    snapshot_message: OnceLock<Bytes>,
+    snapshot_body: OnceLock<Bytes>,
+}
+
+impl PoolView {
+    fn new(pool: PoolId, epoch: Arc<str>, revision: u64, origins: Arc<[Origin]>) -> Self {
+        Self {
+            pool,
+            epoch,
+            revision,
+            stale: false,
+            removed: false,
+            origins,
+            delta: None,
+            received: None,
+            snapshot_message: OnceLock::new(),
+            snapshot_body: OnceLock::new(),
+        }
+    }
+
+    /// A copy for a new revision or flag, with fresh caches.
+    fn derive(&self) -> Self {
+        let mut v = Self::new(
+            self.pool.clone(),
+            self.epoch.clone(),
+            self.revision,
+            self.origins.clone(),
+        );
+        v.stale = self.stale;
+        v
+    }
+
+    /// `{"type":"snapshot",…}` for WebSocket and SSE, serialized once.
+    pub fn snapshot_message(&self) -> Bytes {
+        self.snapshot_message
+            .get_or_init(|| {
+                Message::Snapshot {
+                    pool: &self.pool,
+                    epoch: &self.epoch,
+                    revision: self.revision,
+                    stale: self.stale,
+                    origins: &self.origins,
+                }
+                .encode()
+            })
+            .clone()
+    }
+
+    /// The `GET /v1/pools/{ns}/{svc}` body, serialized once.
+    pub fn snapshot_body(&self) -> Bytes {
+        #[derive(serde::Serialize)]
+        struct Body<'a> {
+            pool: &'a PoolId,
+            epoch: &'a str,
+            revision: u64,
+            stale: bool,
+            origins: &'a [Origin],
+        }
+        self.snapshot_body
+            .get_or_init(|| {
+                let body = Body {
+                    pool: &self.pool,
+                    epoch: &self.epoch,
+                    revision: self.revision,
+                    stale: self.stale,
+                    origins: &self.origins,
+                };
+                Bytes::from(serde_json::to_vec(&body).expect("snapshots always serialize"))
+            })
+            .clone()
+    }
+
+    /// Number of origins in `state`.
+    pub fn count(&self, state: OriginState) -> usize {
+        self.origins.iter().filter(|o| o.state == state).count()
+    }
+
+    /// The `ETag` of this view: `"<epoch>-<revision>"`.
+    pub fn etag(&self) -> String {
+        format!("\"{}-{}\"", self.epoch, self.revision)
+    }
+}
+
+/// A pool's publication point.
+#[derive(Debug)]
+pub struct PoolChannel {
+    tx: watch::Sender<Arc<PoolView>>,
+    /// Recent deltas `(revision, message)`, oldest first, at most `capacity`.
+    log: Mutex<VecDeque<(u64, Bytes)>>,
+    capacity: usize,
+}
+
+impl PoolChannel {
+    /// The current view.
+    pub fn current(&self) -> Arc<PoolView> {
+        self.tx.borrow().clone()
+    }
+
+    /// A receiver of future views (for long-polls and subscriptions).
+    pub fn watch(&self) -> watch::Receiver<Arc<PoolView>> {
+        self.tx.subscribe()
+    }
+
+    /// The logged deltas after `revision` up to the newest, if the log still covers them.
+    pub fn deltas_after(&self, revision: u64) -> Option<Vec<(u64, Bytes)>> {
+        let log = self.log.lock().expect("delta log lock poisoned");
+        let newest = log.back().map_or(self.current().revision, |(r, _)| *r);
+        if revision >= newest {
+            return Some(Vec::new());
+        }
+        let first = log.front()?.0;
+        if revision + 1 < first {
+            return None;
+        }
+        Some(log.iter().filter(|(r, _)| *r > revision).cloned().collect())
+    }
+
+    fn publish(&self, view: PoolView) {
+        if let Some(delta) = &view.delta {
+            let mut log = self.log.lock().expect("delta log lock poisoned");
+            if log.len() == self.capacity {
+                log.pop_front();
+            }
+            log.push_back((view.revision, delta.clone()));
+        }
+        self.tx.send_replace(Arc::new(view));
+    }
+}
+
+/// Summary of a pool for `GET /v1/pools`.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PoolSummary {
+    /// Pool id.
+    pub pool: PoolId,
+    /// Current revision.
+    pub revision: u64,
+    /// Ready origins.
+    pub ready: usize,
+    /// Draining origins.
+    pub draining: usize,
+}
+
+/// Every pool's channel. Cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct Hub {
+    epoch: Arc<str>,
+    delta_log: usize,
+    pools: RwLock<BTreeMap<PoolId, Arc<PoolChannel>>>,
+    stale: AtomicBool,
+    synced: watch::Sender<bool>,
+}
+
+impl Hub {
+    /// An empty hub for process `epoch`, logging `delta_log` deltas per pool.
+    pub fn new(epoch: impl Into<Arc<str>>, delta_log: usize) -> Self {
+        Self {
+            epoch: epoch.into(),
+            delta_log: delta_log.max(1),
+            pools: RwLock::new(BTreeMap::new()),
+            stale: AtomicBool::new(false),
+            synced: watch::Sender::new(false),
+        }
+    }
+
+    /// The process epoch.
+    pub fn epoch(&self) -> &str {
+        &self.epoch
+    }
+
+    /// A pool's channel.
+    pub fn pool(&self, id: &PoolId) -> Option<Arc<PoolChannel>> {
+        self.pools
+            .read()
+            .expect("hub lock poisoned")
+            .get(id)
+            .cloned()
+    }
+
+    /// Every pool, sorted by id.
+    pub fn summaries(&self) -> Vec<PoolSummary> {
+        let pools = self.pools.read().expect("hub lock poisoned");
+        pools
+            .values()
+            .map(|c| {
+                let v = c.current();
+                PoolSummary {
+                    pool: v.pool.clone(),
+                    revision: v.revision,
+                    ready: v.count(OriginState::Ready),
+                    draining: v.count(OriginState::Draining),
+                }
+            })
+            .collect()
+    }
+
+    /// Current views of every pool.
+    pub fn views(&self) -> Vec<Arc<PoolView>> {
+        let pools = self.pools.read().expect("hub lock poisoned");
+        pools.values().map(|c| c.current()).collect()
+    }
+
+    /// Whether every source has completed its first full list.
+    pub fn is_synced(&self) -> bool {
+        *self.synced.borrow()
+    }
+
+    /// Records the first full sync (or its loss).
+    pub fn set_synced(&self, synced: bool) {
+        self.synced.send_replace(synced);
+    }
+
+    /// Whether pools are currently flagged stale.
+    pub fn is_stale(&self) -> bool {
+        self.stale.load(Ordering::Relaxed)
+    }
+
+    /// Flags every pool stale or fresh. Does not bump revisions: the lists did not change.
+    pub fn set_stale(&self, stale: bool) {
+        if self.stale.swap(stale, Ordering::Relaxed) == stale {
+            return;
+        }
+        let pools = self.pools.read().expect("hub lock poisoned");
+        for c in pools.values() {
+            let mut view = c.current().derive();
+            view.stale = stale;
+            c.publish(view);
+        }
+    }
+
+    /// Publishes one index change. Called in commit order (under the index lock), so each
+    /// pool's revisions are published in order.
+    pub fn apply(&self, change: PoolChange) {
+        match change {
+            PoolChange::Added {
+                pool,
+                revision,
+                origins,
+            } => {
+                let mut view =
+                    PoolView::new(pool.clone(), self.epoch.clone(), revision, origins.into());
+                view.stale = self.is_stale();
+                let (tx, _) = watch::channel(Arc::new(view));
+                let channel = Arc::new(PoolChannel {
+                    tx,
+                    log: Mutex::new(VecDeque::new()),
+                    capacity: self.delta_log,
+                });
+                let old = self
+                    .pools
+                    .write()
+                    .expect("hub lock poisoned")
+                    .insert(pool, channel);
+                if let Some(old) = old {
+                    old.publish(removed(&old.current()));
+                }
+            }
+            PoolChange::Updated { delta, received } => {
+                let Some(channel) = self.pool(&delta.pool) else {
+                    tracing::error!(pool = %delta.pool, "delta for an unknown pool");
+                    return;
+                };
+                let prev = channel.current();
+                let mut view = prev.derive();
+                view.revision = delta.revision;
+                view.origins = apply_delta(&prev.origins, &delta.upsert, &delta.remove);
+                view.delta = Some(
+                    Message::Delta {
+                        pool: &delta.pool,
+                        epoch: &self.epoch,
+                        revision: delta.revision,
+                        upsert: &delta.upsert,
+                        remove: &delta.remove,
+                    }
+                    .encode(),
+                );
+                view.received = Some(received);
+                channel.publish(view);
+            }
+            PoolChange::Removed { pool, .. } => {
+                let old = self.pools.write().expect("hub lock poisoned").remove(&pool);
+                if let Some(old) = old {
+                    old.publish(removed(&old.current()));
+                }
+            }
+        }
+    }
+}
+
+fn removed(view: &PoolView) -> PoolView {
+    let mut v = view.derive();
+    v.removed = true;
+    v
+}
+
+fn apply_delta(prev: &[Origin], upsert: &[Origin], remove: &[String]) -> Arc<[Origin]> {
+    let mut by_id: BTreeMap<&str, &Origin> = prev.iter().map(|o| (o.id.as_str(), o)).collect();
+    for id in remove {
+        by_id.remove(id.as_str());
+    }
+    for o in upsert {
+        by_id.insert(o.id.as_str(), o);
+    }
+    by_id.into_values().cloned().collect()
+}
+
+/// What a subscription sends next.
+#[derive(Clone, Debug)]
+pub struct Frame {
+    /// Encoded message.
+    pub bytes: Bytes,
+    /// Revision the subscriber is at after this frame.
+    pub revision: u64,
+    /// For deltas: when the triggering watch event arrived (push latency start).
+    pub received: Option<Instant>,
+    /// Which kind of message.
+    pub kind: FrameKind,
+}
+
+/// Kinds of [`Frame`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrameKind {
+    /// Full list.
+    Snapshot,
+    /// One revision's change.
+    Delta,
+    /// Stale flag change.
+    Stale,
+    /// Pool gone; the last frame of the subscription.
+    Removed,
+}
+
+/// One subscriber's position in a pool's stream. Transport-agnostic: WebSocket and SSE
+/// sessions pull [`Frame`]s from it.
+///
+/// Bounded by construction: it holds the latest view and at most one catch-up batch
+/// (≤ [`MAX_CATCH_UP`] shared `Bytes` handles); everything else is shared with the hub.
+#[derive(Debug)]
+pub struct Subscription {
+    channel: Arc<PoolChannel>,
+    rx: watch::Receiver<Arc<PoolView>>,
+    revision: u64,
+    stale: bool,
+    pending: VecDeque<Frame>,
+    done: bool,
+}
+
+impl Subscription {
+    /// Subscribes to `channel`. With `resume = Some((epoch, revision))` from the same epoch
+    /// and the gap still in the delta log, the first frames are the missed deltas only;
+    /// otherwise the first frame is a snapshot.
+    pub fn new(channel: Arc<PoolChannel>, resume: Option<(&str, u64)>) -> Self {
+        let mut rx = channel.watch();
+        let view = rx.borrow_and_update().clone();
+        let mut sub = Self {
+            channel,
+            rx,
+            revision: 0,
+            stale: view.stale,
+            pending: VecDeque::new(),
+            done: false,
+        };
+        match resume {
+            Some((epoch, revision)) if *epoch == *view.epoch && revision <= view.revision => {
+                // A resuming client assumes fresh; tell it if the list went stale meanwhile.
+                sub.revision = revision;
+                sub.stale = false;
+                sub.catch_up(&view);
+            }
+            _ => sub.push_snapshot(&view),
+        }
+        sub
+    }
+
+    /// The revision the subscriber has been sent up to.
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    /// The next frame to send; `None` once the pool is gone and its `removed` frame was sent.
+    pub async fn next(&mut self) -> Option<Frame> {
+        loop {
+            if let Some(f) = self.pending.pop_front() {
+                if f.kind == FrameKind::Removed {
+                    self.done = true;
+                }
+                return Some(f);
+            }
+            if self.done {
+                return None;
+            }
+            if self.rx.changed().await.is_err() {
+                // The hub dropped the channel without a removal view: treat as removed.
+                let view = self.channel.current();
+                self.push_removed(&view);
+                continue;
+            }
+            let view = self.rx.borrow_and_update().clone();
+            self.catch_up(&view);
+        }
+    }
+
+    fn catch_up(&mut self, view: &PoolView) {
+        if view.revision > self.revision {
+            let replay = if view.revision == self.revision + 1 && view.delta.is_some() {
+                Some(vec![(view.revision, view.delta.clone().expect("checked"))])
+            } else {
+                self.channel.deltas_after(self.revision).filter(|d| {
+                    !d.is_empty() && d.len() <= MAX_CATCH_UP && d[0].0 == self.revision + 1
+                })
+            };
+            match replay {
+                Some(deltas) => {
+                    let last = deltas.len() - 1;
+                    for (i, (revision, bytes)) in deltas.into_iter().enumerate() {
+                        let received = if i == last { view.received } else { None };
+                        self.pending.push_back(Frame {
+                            bytes,
+                            revision,
+                            received,
+                            kind: FrameKind::Delta,
+                        });
+                        self.revision = revision;
+                    }
+                }
+                None => self.push_snapshot(view),
+            }
+        }
+        if view.stale != self.stale {
+            self.stale = view.stale;
+            let bytes = Message::Stale {
+                pool: &view.pool,
+                epoch: &view.epoch,
+                revision: self.revision,
+                stale: view.stale,
+            }
+            .encode();
+            self.pending.push_back(Frame {
+                bytes,
+                revision: self.revision,
+                received: None,
+                kind: FrameKind::Stale,
+            });
+        }
+        if view.removed {
+            self.push_removed(view);
+        }
+    }
+
+    fn push_snapshot(&mut self, view: &PoolView) {
+        self.revision = view.revision;
+        self.stale = view.stale;
+        self.pending.clear();
+        self.pending.push_back(Frame {
+            bytes: view.snapshot_message(),
+            revision: view.revision,
+            received: None,
+            kind: FrameKind::Snapshot,
+        });
+        if view.removed {
+            self.push_removed(view);
+        }
+    }
+
+    fn push_removed(&mut self, view: &PoolView) {
+        if self
+            .pending
+            .back()
+            .is_some_and(|f| f.kind == FrameKind::Removed)
+        {
+            return;
+        }
+        let bytes = Message::Removed {
+            pool: &view.pool,
+            epoch: &view.epoch,
+            revision: view.revision,
+        }
+        .encode();
+        self.pending.push_back(Frame {
+            bytes,
+            revision: view.revision,
+            received: None,
+            kind: FrameKind::Removed,
+        });
+    }
+}
+
+#[cfg(test)]
+#[path = "hub_tests.rs"]
+mod tests;
