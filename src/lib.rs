@@ -9,11 +9,16 @@
 //! - [`pick`]: rendezvous ranking of reconnect targets (the contract's exact hash).
 //! - [`sim`]: an embedded simulated Kubernetes API server for `dev` and tests.
 
+pub mod admin;
+pub mod api;
+pub mod app;
 pub mod config;
+pub mod controller;
 pub mod convert;
 pub mod hub;
 pub mod index;
 pub mod messages;
+pub mod metrics;
 pub mod model;
 pub mod pick;
 pub mod signals;

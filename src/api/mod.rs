@@ -1,0 +1,182 @@
+//! The public HTTP API (DESIGN.md, "Public API"): snapshots and long-polls, ranked picks,
+//! WebSocket and SSE push. Every error goes through [`error::ApiError`].
+
+pub mod error;
+pub mod limits;
+pub mod pools;
+pub mod sse;
+pub mod static_files;
+pub mod ws;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, Method};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::hub::Hub;
+use crate::metrics::Metrics;
+use crate::model::PoolId;
+use error::ApiError;
+use limits::Limiter;
+
+/// Largest client → server WebSocket message accepted as a control message; larger ones
+/// close the session with 1009.
+pub const MAX_CONTROL_MESSAGE: usize = 1024;
+
+/// How long one frame may take to be accepted by a subscriber's socket before the
+/// subscriber is disconnected as dead (its queue is the socket buffer; nothing else grows).
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Settings of the public API.
+#[derive(Clone, Debug)]
+pub struct ApiConfig {
+    /// Interval of heartbeats on push transports.
+    pub heartbeat_interval: Duration,
+    /// Allowed browser origins (`*` allows any); empty means same-origin only.
+    pub cors_allow_origins: Vec<String>,
+}
+
+/// Shared state of the API handlers.
+#[derive(Clone, Debug)]
+pub struct ApiState {
+    /// Pool publication.
+    pub hub: Arc<Hub>,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Settings.
+    pub config: Arc<ApiConfig>,
+    /// Subscriber limits.
+    pub limiter: Arc<Limiter>,
+    /// Cancelled when the process shuts down: push sessions say goodbye and end.
+    pub shutdown: CancellationToken,
+    /// Tracks push sessions so shutdown can wait for their Close frames.
+    pub sessions: TaskTracker,
+}
+
+/// The public router. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`
+/// (subscriber limits are per client IP).
+pub fn router(state: ApiState) -> Router {
+    let v1 = Router::new()
+        .route("/v1/pools", get(pools::list))
+        .route("/v1/pools/{ns}/{svc}", get(pools::snapshot))
+        .route("/v1/pools/{ns}/{svc}/pick", get(pools::pick))
+        .route("/v1/pools/{ns}/{svc}/watch", get(ws::watch))
+        .route("/v1/pools/{ns}/{svc}/events", get(sse::events))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_sync));
+    Router::new()
+        .merge(v1)
+        .merge(static_files::router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(cors(&state.config.cors_allow_origins))
+        .with_state(state)
+}
+
+/// 503 until every source completed its first full list.
+async fn require_sync(
+    State(state): State<ApiState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    if !state.hub.is_synced() {
+        return Err(ApiError::NotSynced);
+    }
+    Ok(next.run(req).await)
+}
+
+async fn not_found(req: Request) -> ApiError {
+    ApiError::NotFound(req.uri().path().to_string())
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let layer = CorsLayer::new()
+        .allow_methods([Method::GET, Method::HEAD, Method::OPTIONS])
+        .allow_headers([
+            header::IF_NONE_MATCH,
+            header::HeaderName::from_static("last-event-id"),
+        ])
+        .expose_headers([header::ETAG]);
+    if origins.iter().any(|o| o == "*") {
+        layer.allow_origin(AllowOrigin::any())
+    } else {
+        let list: Vec<HeaderValue> = origins
+            .iter()
+            .filter_map(|o| HeaderValue::from_str(o).ok())
+            .collect();
+        layer.allow_origin(AllowOrigin::list(list))
+    }
+}
+
+/// Whether a WebSocket `Origin` header is allowed: no header (native clients), the same
+/// host as the request, `*`, or listed in `--cors-allow-origin`.
+pub fn origin_allowed(config: &ApiConfig, origin: Option<&str>, host: Option<&str>) -> bool {
+    let Some(origin) = origin else { return true };
+    if config
+        .cors_allow_origins
+        .iter()
+        .any(|o| o == "*" || o == origin)
+    {
+        return true;
+    }
+    let origin_host = origin
+        .split_once("://")
+        .map(|(_, rest)| rest.trim_end_matches('/'));
+    matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
+}
+
+/// Parses the `{ns}/{svc}` path parameters into a pool id.
+pub fn pool_id(ns: &str, svc: &str) -> Result<PoolId, ApiError> {
+    format!("{ns}/{svc}").parse().map_err(|_| {
+        ApiError::bad(
+            "pool",
+            format!("{ns}/{svc} is not a valid namespace/service"),
+        )
+    })
+}
+
+/// Client address of a request (set by `into_make_service_with_connect_info`).
+pub type ClientAddr = axum::extract::ConnectInfo<SocketAddr>;
+
+/// Query parameters in order, decoded.
+pub fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .into_owned()
+        .collect()
+}
+
+/// The last value of parameter `name`.
+pub fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .rev()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// `?epoch=E&revision=R` resume parameters (both or neither).
+pub fn resume_params(pairs: &[(String, String)]) -> Result<Option<(String, u64)>, ApiError> {
+    match (param(pairs, "epoch"), param(pairs, "revision")) {
+        (None, None) => Ok(None),
+        (Some(e), Some(r)) => {
+            let r = r
+                .parse()
+                .map_err(|_| ApiError::bad("revision", "expected a non-negative integer"))?;
+            Ok(Some((e.to_string(), r)))
+        }
+        (Some(_), None) => Err(ApiError::bad("revision", "required together with epoch")),
+        (None, Some(_)) => Err(ApiError::bad("epoch", "required together with revision")),
+    }
+}

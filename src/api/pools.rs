@@ -1,0 +1,190 @@
+//! `GET /v1/pools`, `GET /v1/pools/{ns}/{svc}` (snapshot, ETag, long-poll) and `…/pick`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use rand::Rng;
+
+use super::error::{ApiError, Result};
+use super::{param, pool_id, query_pairs, ApiState};
+use crate::hub::{PoolChannel, PoolView};
+use crate::pick::{self, PickRequest};
+
+/// Longest long-poll `wait`.
+pub const MAX_WAIT: Duration = Duration::from_secs(300);
+/// Most ids in a pick's `exclude`.
+pub const MAX_EXCLUDE: usize = 100;
+/// Longest pick `key`, in bytes.
+pub const MAX_KEY: usize = 1024;
+
+/// `GET /v1/pools`.
+pub async fn list(State(state): State<ApiState>) -> Response {
+    Json(serde_json::json!({ "pools": state.hub.summaries() })).into_response()
+}
+
+fn channel(state: &ApiState, ns: &str, svc: &str) -> Result<Arc<PoolChannel>> {
+    let id = pool_id(ns, svc)?;
+    state.hub.pool(&id).ok_or(ApiError::UnknownPool(id))
+}
+
+/// `GET /v1/pools/{ns}/{svc}[?revision=N&wait=D]`: the snapshot, with `ETag`; with
+/// `If-None-Match` equal to the current tag → 304; with `revision` and `wait`, waits until
+/// the revision exceeds N or the wait (plus up to wait/16 random jitter, spreading the
+/// re-polls of many clients) ends.
+pub async fn snapshot(
+    State(state): State<ApiState>,
+    Path((ns, svc)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let pairs = query_pairs(query.as_deref());
+    let revision = param(&pairs, "revision")
+        .map(|r| {
+            r.parse::<u64>()
+                .map_err(|_| ApiError::bad("revision", "expected a non-negative integer"))
+        })
+        .transpose()?;
+    let wait = param(&pairs, "wait").map(parse_wait).transpose()?;
+    let channel = channel(&state, &ns, &svc)?;
+    let mut view = channel.current();
+    if let Some(wait) = wait.filter(|w| !w.is_zero()) {
+        let after = revision.unwrap_or(view.revision);
+        if view.revision == after {
+            let jitter = rand::rng().random_range(0..=wait.as_millis() as u64 / 16);
+            let deadline = tokio::time::Instant::now() + wait + Duration::from_millis(jitter);
+            let mut rx = channel.watch();
+            loop {
+                let current = rx.borrow_and_update().clone();
+                if current.revision != after || current.removed {
+                    view = current;
+                    break;
+                }
+                match tokio::time::timeout_at(deadline, rx.changed()).await {
+                    Ok(Ok(())) => continue,
+                    // Deadline, or the channel was dropped: answer with what we have.
+                    _ => {
+                        view = channel.current();
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    if view.removed {
+        return Err(ApiError::UnknownPool(view.pool.clone()));
+    }
+    Ok(snapshot_response(&view, &headers))
+}
+
+fn snapshot_response(view: &PoolView, headers: &HeaderMap) -> Response {
+    let etag = view.etag();
+    let etag_value = HeaderValue::from_str(&etag).expect("etags are ASCII");
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    if matches {
+        return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag_value)]).into_response();
+    }
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (header::ETAG, etag_value),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
+        Body::from(view.snapshot_body()),
+    )
+        .into_response()
+}
+
+/// `30s`, `500ms`, `1m` or plain seconds; at most [`MAX_WAIT`].
+fn parse_wait(s: &str) -> Result<Duration> {
+    let d = match s.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => humantime::parse_duration(s)
+            .map_err(|_| ApiError::bad("wait", "expected a duration such as 30s or 500ms"))?,
+    };
+    if d > MAX_WAIT {
+        return Err(ApiError::bad("wait", "at most 300s"));
+    }
+    Ok(d)
+}
+
+/// `GET /v1/pools/{ns}/{svc}/pick?key=K&zone=Z&exclude=a,b&count=N`.
+pub async fn pick(
+    State(state): State<ApiState>,
+    Path((ns, svc)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+) -> Result<Response> {
+    let pairs = query_pairs(query.as_deref());
+    let key = param(&pairs, "key").ok_or_else(|| ApiError::bad("key", "required"))?;
+    if key.is_empty() || key.len() > MAX_KEY {
+        return Err(ApiError::bad(
+            "key",
+            format!("must be 1 to {MAX_KEY} bytes"),
+        ));
+    }
+    let zone = param(&pairs, "zone").filter(|z| !z.is_empty());
+    let exclude: Vec<String> = param(&pairs, "exclude")
+        .map(|e| {
+            e.split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    if exclude.len() > MAX_EXCLUDE {
+        return Err(ApiError::bad(
+            "exclude",
+            format!("at most {MAX_EXCLUDE} ids"),
+        ));
+    }
+    let count = match param(&pairs, "count") {
+        None => pick::DEFAULT_COUNT,
+        Some(c) => c
+            .parse::<usize>()
+            .ok()
+            .filter(|c| (1..=pick::MAX_COUNT).contains(c))
+            .ok_or_else(|| {
+                ApiError::bad(
+                    "count",
+                    format!("expected an integer from 1 to {}", pick::MAX_COUNT),
+                )
+            })?,
+    };
+    let view = channel(&state, &ns, &svc)?.current();
+    let targets = pick::rank(
+        &view.origins,
+        &PickRequest {
+            key,
+            zone,
+            exclude: &exclude,
+            count,
+        },
+    );
+    let body =
+        serde_json::json!({"pool": view.pool, "revision": view.revision, "targets": targets});
+    Ok(Json(body).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_accepts_durations_and_plain_seconds_up_to_the_max() {
+        assert_eq!(parse_wait("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_wait("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_wait("12").unwrap(), Duration::from_secs(12));
+        assert!(parse_wait("301s").is_err());
+        assert!(parse_wait("soon").is_err());
+    }
+}

@@ -1,0 +1,212 @@
+//! `GET /v1/pools/{ns}/{svc}/watch`: WebSocket push.
+//!
+//! The session logic ([`session`]) is generic over `Sink`/`Stream` of WebSocket messages so
+//! it is tested without sockets; [`watch`] does the HTTP checks and the upgrade.
+
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap};
+use axum::response::Response;
+use futures::{Sink, SinkExt, Stream, StreamExt};
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+
+use super::error::{ApiError, Result};
+use super::{
+    origin_allowed, pool_id, query_pairs, resume_params, ApiState, ClientAddr, MAX_CONTROL_MESSAGE,
+    WRITE_TIMEOUT,
+};
+use crate::hub::{FrameKind, Subscription};
+use crate::messages::{ClientMessage, Message as Msg};
+use crate::metrics::{Metrics, TransportLabels};
+use axum::extract::ConnectInfo;
+
+/// Close codes used by the server.
+pub mod close {
+    /// Normal closure: the pool was removed.
+    pub const NORMAL: u16 = 1000;
+    /// Going away: the server shuts down.
+    pub const GOING_AWAY: u16 = 1001;
+    /// Policy violation: the client sent something that is not a control message.
+    pub const POLICY: u16 = 1008;
+    /// Message too big.
+    pub const TOO_BIG: u16 = 1009;
+}
+
+/// Hard limit on any incoming WebSocket message (the transport drops the connection past
+/// it); messages above [`MAX_CONTROL_MESSAGE`] but within it get a clean 1009 close.
+const TRANSPORT_LIMIT: usize = 64 * 1024;
+
+const TRANSPORT: TransportLabels = TransportLabels {
+    transport: "websocket",
+};
+
+/// The upgrade handler.
+pub async fn watch(
+    State(state): State<ApiState>,
+    Path((ns, svc)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    ConnectInfo(addr): ClientAddr,
+    headers: HeaderMap,
+    upgrade: std::result::Result<
+        WebSocketUpgrade,
+        axum::extract::ws::rejection::WebSocketUpgradeRejection,
+    >,
+) -> Result<Response> {
+    let id = pool_id(&ns, &svc)?;
+    let resume = resume_params(&query_pairs(query.as_deref()))?;
+    let channel = state.hub.pool(&id).ok_or(ApiError::UnknownPool(id))?;
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    if !origin_allowed(&state.config, origin, host) {
+        return Err(ApiError::ForbiddenOrigin(
+            origin.unwrap_or_default().to_string(),
+        ));
+    }
+    let upgrade = upgrade.map_err(|e| ApiError::UpgradeRequired(e.to_string()))?;
+    let gauge = state.metrics.subscribers.get_or_create(&TRANSPORT).clone();
+    let permit = state.limiter.acquire(addr.ip(), gauge).inspect_err(|_| {
+        state.metrics.rejected.get_or_create(&TRANSPORT).inc();
+    })?;
+    let sub = Subscription::new(channel, resume.as_ref().map(|(e, r)| (e.as_str(), *r)));
+    let ctx = SessionContext {
+        heartbeat: state.config.heartbeat_interval,
+        shutdown: state.shutdown.clone(),
+        metrics: state.metrics.clone(),
+    };
+    let sessions = state.sessions.clone();
+    Ok(upgrade
+        .max_message_size(TRANSPORT_LIMIT)
+        .max_frame_size(TRANSPORT_LIMIT)
+        .on_upgrade(move |socket: WebSocket| {
+            sessions.track_future(async move {
+                let _permit = permit;
+                let (mut sink, mut stream) = socket.split();
+                let end = session(&mut sink, &mut stream, sub, ctx).await;
+                tracing::debug!(client = %addr, ?end, "websocket session ended");
+            })
+        }))
+}
+
+/// What a session needs besides its sockets.
+#[derive(Clone, Debug)]
+pub struct SessionContext {
+    /// Heartbeat interval.
+    pub heartbeat: Duration,
+    /// Process shutdown.
+    pub shutdown: CancellationToken,
+    /// Metrics.
+    pub metrics: Metrics,
+}
+
+/// Why a session ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// The client closed or went away.
+    ClientGone,
+    /// We closed with this code.
+    Closed(u16),
+    /// A frame could not be written in time (dead or hopelessly slow subscriber).
+    WriteFailed,
+}
+
+/// Runs one subscription over a WebSocket until the client leaves, the pool is removed,
+/// the client misbehaves, or the process shuts down.
+pub async fn session<S, R, E>(
+    sink: &mut S,
+    stream: &mut R,
+    mut sub: Subscription,
+    ctx: SessionContext,
+) -> SessionEnd
+where
+    S: Sink<Message> + Unpin,
+    R: Stream<Item = std::result::Result<Message, E>> + Unpin,
+{
+    let mut heartbeat =
+        tokio::time::interval_at(tokio::time::Instant::now() + ctx.heartbeat, ctx.heartbeat);
+    heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut first = true;
+    loop {
+        tokio::select! {
+            biased;
+            _ = ctx.shutdown.cancelled() => {
+                return close(sink, close::GOING_AWAY, "going away").await;
+            }
+            incoming = stream.next() => match incoming {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return SessionEnd::ClientGone,
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                Some(Ok(Message::Binary(_))) => {
+                    return close(sink, close::POLICY, "binary messages are not accepted").await;
+                }
+                Some(Ok(Message::Text(text))) => {
+                    if text.len() > MAX_CONTROL_MESSAGE {
+                        return close(sink, close::TOO_BIG, "control messages are at most 1024 bytes").await;
+                    }
+                    match serde_json::from_str::<ClientMessage>(&text) {
+                        Ok(ClientMessage::Ping) => {
+                            let pong = Msg::Pong { revision: sub.revision() }.encode();
+                            if !send(sink, pong).await {
+                                return SessionEnd::WriteFailed;
+                            }
+                        }
+                        Err(_) => return close(sink, close::POLICY, "expected {\"type\":\"ping\"}").await,
+                    }
+                }
+            },
+            frame = sub.next() => {
+                let Some(frame) = frame else {
+                    return close(sink, close::NORMAL, "pool removed").await;
+                };
+                if frame.kind == FrameKind::Snapshot && !first {
+                    ctx.metrics.resets.get_or_create(&TRANSPORT).inc();
+                }
+                first = false;
+                if !send(sink, frame.bytes).await {
+                    return SessionEnd::WriteFailed;
+                }
+                if let Some(received) = frame.received {
+                    ctx.metrics.observe_push("websocket", received.elapsed());
+                }
+                if frame.kind == FrameKind::Removed {
+                    return close(sink, close::NORMAL, "pool removed").await;
+                }
+                heartbeat.reset();
+            }
+            _ = heartbeat.tick() => {
+                let hb = Msg::Heartbeat { revision: sub.revision() }.encode();
+                if !send(sink, hb).await {
+                    return SessionEnd::WriteFailed;
+                }
+            }
+        }
+    }
+}
+
+async fn send<S: Sink<Message> + Unpin>(sink: &mut S, bytes: bytes::Bytes) -> bool {
+    let Ok(text) = Utf8Bytes::try_from(bytes) else {
+        return false;
+    };
+    matches!(
+        tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Text(text))).await,
+        Ok(Ok(()))
+    )
+}
+
+async fn close<S: Sink<Message> + Unpin>(
+    sink: &mut S,
+    code: u16,
+    reason: &'static str,
+) -> SessionEnd {
+    let frame = CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    };
+    let _ = tokio::time::timeout(
+        Duration::from_secs(1),
+        sink.send(Message::Close(Some(frame))),
+    )
+    .await;
+    SessionEnd::Closed(code)
+}

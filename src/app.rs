@@ -1,0 +1,279 @@
+//! Wiring: sources, index, hub, API and admin servers, shutdown. Nothing else.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::runtime::watcher;
+use kube::{Api, Client};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::api::limits::Limiter;
+use crate::api::{self, ApiConfig, ApiState};
+use crate::config::ControllerArgs;
+use crate::controller::Controller;
+use crate::hub::Hub;
+use crate::index::IndexConfig;
+use crate::metrics::Metrics;
+use crate::signals::Stamp;
+use crate::sources::{self, Source};
+
+/// Everything `run` needs besides a kube client.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Public API address.
+    pub listen: SocketAddr,
+    /// Admin address.
+    pub admin_listen: SocketAddr,
+    /// Shared controller flags.
+    pub controller: ControllerArgs,
+}
+
+/// A started controller.
+#[derive(Debug)]
+pub struct Running {
+    /// Bound public API address.
+    pub api_addr: SocketAddr,
+    /// Bound admin address.
+    pub admin_addr: SocketAddr,
+    /// Cancel to shut down.
+    pub shutdown: CancellationToken,
+    /// Shared state (for tests and dev tooling).
+    pub controller: Arc<Controller>,
+    tasks: JoinSet<anyhow::Result<()>>,
+    servers: JoinSet<anyhow::Result<()>>,
+    sessions: TaskTracker,
+    shutdown_timeout: Duration,
+}
+
+/// Starts every task and binds both listeners.
+pub async fn start(settings: Settings, client: Client) -> anyhow::Result<Running> {
+    let args = &settings.controller;
+    if let Some(ns) = &args.namespace {
+        if let Some(other) = args.services.iter().find(|p| p.namespace != *ns) {
+            anyhow::bail!("--service {other} is outside --namespace {ns}");
+        }
+    }
+    let epoch = new_epoch();
+    let hub = Arc::new(Hub::new(epoch.clone(), args.delta_log as usize));
+    let metrics = Metrics::new();
+    let controller = Arc::new(Controller::new(
+        IndexConfig {
+            epoch: epoch.clone(),
+            node_lease_grace: args.node_lease_grace,
+        },
+        hub.clone(),
+        metrics.clone(),
+    ));
+    let shutdown = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+
+    let ns = args.namespace.as_deref();
+    let explicit: HashSet<_> = args.services.iter().cloned().collect();
+    spawn_source(
+        &mut tasks,
+        &controller,
+        sources::services::Services { explicit },
+        api::<Service>(&client, ns),
+        watcher::Config::default(),
+    );
+    spawn_source(
+        &mut tasks,
+        &controller,
+        sources::endpointslices::EndpointSlices,
+        api::<EndpointSlice>(&client, ns),
+        watcher::Config::default().labels(crate::convert::SERVICE_NAME_LABEL),
+    );
+    let mut pod_config = watcher::Config::default();
+    if let Some(sel) = &args.pod_selector {
+        pod_config = pod_config.labels(sel);
+    }
+    spawn_source(
+        &mut tasks,
+        &controller,
+        sources::pods::Pods::default(),
+        api::<Pod>(&client, ns),
+        pod_config,
+    );
+    if args.node_signals {
+        spawn_source(
+            &mut tasks,
+            &controller,
+            sources::nodes::Nodes,
+            Api::<Node>::all(client.clone()),
+            watcher::Config::default(),
+        );
+        spawn_source(
+            &mut tasks,
+            &controller,
+            sources::nodes::NodeLeases,
+            Api::<Lease>::namespaced(client.clone(), sources::nodes::NODE_LEASE_NAMESPACE),
+            watcher::Config::default(),
+        );
+        let c = controller.clone();
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                c.update(true, |idx| idx.tick(Stamp::now()));
+            }
+        });
+    }
+    let (c, stale_after) = (controller.clone(), args.stale_after);
+    tasks.spawn(async move {
+        let mut tick = tokio::time::interval(
+            (stale_after / 4).clamp(Duration::from_millis(50), Duration::from_secs(1)),
+        );
+        loop {
+            tick.tick().await;
+            c.refresh_stale(stale_after);
+        }
+    });
+
+    let sessions = TaskTracker::new();
+    let state = ApiState {
+        hub: hub.clone(),
+        metrics: metrics.clone(),
+        config: Arc::new(ApiConfig {
+            heartbeat_interval: args.heartbeat_interval,
+            cors_allow_origins: args.cors_allow_origins.clone(),
+        }),
+        limiter: Limiter::new(args.max_subscribers, args.max_subscribers_per_ip),
+        shutdown: shutdown.clone(),
+        sessions: sessions.clone(),
+    };
+    let api_listener = TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("binding the API listener to {}", settings.listen))?;
+    let admin_listener = TcpListener::bind(settings.admin_listen)
+        .await
+        .with_context(|| format!("binding the admin listener to {}", settings.admin_listen))?;
+    let api_addr = api_listener.local_addr()?;
+    let admin_addr = admin_listener.local_addr()?;
+    let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let mut servers = JoinSet::new();
+    let token = shutdown.clone();
+    servers.spawn(async move {
+        axum::serve(api_listener, app)
+            .with_graceful_shutdown(token.cancelled_owned())
+            .await
+            .context("public API server")
+    });
+    let admin = crate::admin::router(hub, metrics);
+    let token = shutdown.clone();
+    servers.spawn(async move {
+        axum::serve(admin_listener, admin)
+            .with_graceful_shutdown(token.cancelled_owned())
+            .await
+            .context("admin server")
+    });
+    tracing::info!(api = %api_addr, admin = %admin_addr, %epoch, "origin-discovery started");
+    Ok(Running {
+        api_addr,
+        admin_addr,
+        shutdown,
+        controller,
+        tasks,
+        servers,
+        sessions,
+        shutdown_timeout: args.shutdown_timeout,
+    })
+}
+
+impl Running {
+    /// Runs until `shutdown` is cancelled (graceful: push sessions get Close 1001 within
+    /// the shutdown timeout) or a critical task ends (an error: readiness drops first).
+    pub async fn wait(mut self) -> anyhow::Result<()> {
+        let result = tokio::select! {
+            _ = self.shutdown.cancelled() => Ok(()),
+            ended = self.tasks.join_next() => Err(ended_error(ended)),
+            ended = self.servers.join_next() => Err(ended_error(ended)),
+        };
+        self.controller.hub.set_synced(false);
+        self.shutdown.cancel();
+        self.sessions.close();
+        let deadline = self.shutdown_timeout;
+        let drained = tokio::time::timeout(deadline, async {
+            self.sessions.wait().await;
+            while self.servers.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(?deadline, "shutdown deadline reached; exiting anyway");
+        }
+        self.servers.abort_all();
+        self.tasks.abort_all();
+        result
+    }
+}
+
+fn ended_error(ended: Option<Result<anyhow::Result<()>, tokio::task::JoinError>>) -> anyhow::Error {
+    match ended {
+        Some(Ok(Err(e))) => e,
+        Some(Err(e)) => anyhow::anyhow!("a task panicked: {e}"),
+        _ => anyhow::anyhow!("a critical task ended"),
+    }
+}
+
+fn spawn_source<S: Source>(
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+    controller: &Arc<Controller>,
+    source: S,
+    api: Api<S::K>,
+    config: watcher::Config,
+) where
+    S::K: kube::Resource<DynamicType = ()>,
+{
+    let health = controller.register_source(S::RESOURCE);
+    let controller = controller.clone();
+    tasks.spawn(async move {
+        let span = tracing::info_span!("source", resource = S::RESOURCE);
+        let result = tracing::Instrument::instrument(
+            sources::run(source, api, config, controller.clone(), health.clone()),
+            span,
+        )
+        .await;
+        health.set_dead();
+        controller.refresh_ready();
+        result.map_err(anyhow::Error::from)
+    });
+}
+
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// A random 12-hex-digit process epoch.
+fn new_epoch() -> String {
+    format!("{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff)
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn termination_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,134 @@
+//! The controller's shared state: the origin index, the hub it publishes to, and the health
+//! of every source. Sources mutate it through [`Controller::update`]; the API reads the hub.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::hub::Hub;
+use crate::index::{Index, IndexConfig};
+use crate::metrics::Metrics;
+use crate::signals::Stamp;
+
+/// Health of one source (one watched kind).
+#[derive(Debug)]
+pub struct SourceHealth {
+    /// Plural resource name, as in metrics and logs.
+    pub resource: &'static str,
+    /// Completed its first full list.
+    synced: AtomicBool,
+    /// Its task is still running.
+    alive: AtomicBool,
+    /// Since when its watch has been failing, if it is.
+    failing_since: Mutex<Option<Instant>>,
+}
+
+impl SourceHealth {
+    fn new(resource: &'static str) -> Self {
+        Self {
+            resource,
+            synced: AtomicBool::new(false),
+            alive: AtomicBool::new(true),
+            failing_since: Mutex::new(None),
+        }
+    }
+
+    /// Records the end of a full list.
+    pub fn set_synced(&self) {
+        self.synced.store(true, Ordering::Relaxed);
+    }
+
+    /// Records that the source task ended; readiness drops.
+    pub fn set_dead(&self) {
+        self.alive.store(false, Ordering::Relaxed);
+    }
+
+    /// Records a successful watch response.
+    pub fn ok(&self) {
+        let mut f = self.failing_since.lock().expect("health lock poisoned");
+        *f = None;
+    }
+
+    /// Records a watch error.
+    pub fn failed(&self, at: Instant) {
+        let mut f = self.failing_since.lock().expect("health lock poisoned");
+        f.get_or_insert(at);
+    }
+
+    fn failing_for(&self, now: Instant) -> Duration {
+        let f = self.failing_since.lock().expect("health lock poisoned");
+        f.map_or(Duration::ZERO, |t| now.saturating_duration_since(t))
+    }
+}
+
+/// See the module docs.
+#[derive(Debug)]
+pub struct Controller {
+    index: Mutex<Index>,
+    /// Where pool revisions are published.
+    pub hub: Arc<Hub>,
+    /// Process metrics.
+    pub metrics: Metrics,
+    sources: Mutex<Vec<Arc<SourceHealth>>>,
+}
+
+impl Controller {
+    /// A controller with an empty index.
+    pub fn new(index: IndexConfig, hub: Arc<Hub>, metrics: Metrics) -> Self {
+        Self {
+            index: Mutex::new(Index::new(index)),
+            hub,
+            metrics,
+            sources: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Registers a source; readiness waits for it.
+    pub fn register_source(&self, resource: &'static str) -> Arc<SourceHealth> {
+        let h = Arc::new(SourceHealth::new(resource));
+        self.sources
+            .lock()
+            .expect("sources lock poisoned")
+            .push(h.clone());
+        self.hub.set_synced(false);
+        h
+    }
+
+    /// Applies `f` to the index and, with `commit`, publishes what changed. The hub is
+    /// updated under the index lock so that every pool's revisions publish in order; the
+    /// critical section does no I/O and never awaits.
+    pub fn update(&self, commit: bool, f: impl FnOnce(&mut Index)) {
+        let mut index = self.index.lock().expect("index lock poisoned");
+        f(&mut index);
+        if commit {
+            let out = index.commit(Stamp::now());
+            for lead in out.leads {
+                self.metrics.signal_lead.observe(lead.as_secs_f64());
+            }
+            for change in out.changes {
+                self.hub.apply(change);
+            }
+        }
+    }
+
+    /// Re-evaluates readiness: every source alive and synced.
+    pub fn refresh_ready(&self) {
+        let sources = self.sources.lock().expect("sources lock poisoned");
+        let ready = !sources.is_empty()
+            && sources
+                .iter()
+                .all(|s| s.alive.load(Ordering::Relaxed) && s.synced.load(Ordering::Relaxed));
+        drop(sources);
+        self.hub.set_synced(ready);
+    }
+
+    /// Re-evaluates staleness: some source failing for longer than `stale_after`.
+    pub fn refresh_stale(&self, stale_after: Duration) {
+        let now = Instant::now();
+        let sources = self.sources.lock().expect("sources lock poisoned");
+        let stale = sources.iter().any(|s| s.failing_for(now) > stale_after);
+        drop(sources);
+        self.hub.set_stale(stale);
+        self.metrics.stale.set(i64::from(stale));
+    }
+}

@@ -1,0 +1,139 @@
+//! `origin-discovery dev`: the real controller against the embedded simulated cluster,
+//! reached through an ordinary kubeconfig, plus optional chaos.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use k8s_openapi::api::core::v1::Pod;
+use rand::seq::IndexedRandom;
+use rand::Rng;
+
+use crate::app::{self, Settings};
+use crate::config::DevArgs;
+use crate::sim::{Sim, SimConfig};
+
+/// Namespace and Service of the seeded pool.
+pub const DEMO_NAMESPACE: &str = "demo";
+/// Label selecting the seeded origin pods.
+const DEMO_SELECTOR: (&str, &str) = ("app", "origin");
+
+/// Runs dev mode until SIGTERM / Ctrl-C.
+pub async fn run(args: DevArgs) -> anyhow::Result<()> {
+    let sim = Sim::start(SimConfig {
+        listen: args.sim_listen,
+        endpointslice_delay: args.endpointslice_delay,
+        ..SimConfig::default()
+    })
+    .await
+    .with_context(|| format!("starting the simulated apiserver on {}", args.sim_listen))?;
+    sim.seed_demo().context("seeding the simulated cluster")?;
+    let kubeconfig = args
+        .kubeconfig_out
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join("origin-discovery-dev.kubeconfig"));
+    sim.write_kubeconfig(&kubeconfig)
+        .with_context(|| format!("writing the kubeconfig to {}", kubeconfig.display()))?;
+    let client = client_from(&kubeconfig).await?;
+    let running = app::start(
+        Settings { listen: args.listen, admin_listen: args.admin_listen, controller: args.controller.clone() },
+        client,
+    )
+    .await?;
+    print_banner(&sim, running.api_addr, running.admin_addr, &kubeconfig, &args);
+    if let Some(interval) = args.chaos {
+        let sim = sim.clone();
+        tokio::spawn(chaos(sim, interval));
+    }
+    let shutdown = running.shutdown.clone();
+    tokio::spawn(async move {
+        app::termination_signal().await;
+        tracing::info!("termination signal received; shutting down");
+        shutdown.cancel();
+    });
+    let result = running.wait().await;
+    sim.shutdown().await;
+    result
+}
+
+/// Builds a kube client from a kubeconfig file, the same way `run --kubeconfig` does.
+async fn client_from(path: &PathBuf) -> anyhow::Result<kube::Client> {
+    let kc = kube::config::Kubeconfig::read_from(path).context("reading the simulator kubeconfig")?;
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .context("loading the simulator kubeconfig")?;
+    kube::Client::try_from(config).context("creating the Kubernetes client")
+}
+
+fn print_banner(sim: &Sim, api: std::net::SocketAddr, admin: std::net::SocketAddr, kubeconfig: &std::path::Path, args: &DevArgs) {
+    let kc = kubeconfig.display();
+    println!("origin-discovery dev: controller on an embedded simulated cluster");
+    println!("  API:         http://{api}");
+    println!("  admin:       http://{admin}");
+    println!("  simulator:   {}", sim.url());
+    println!("  kubeconfig:  {kc}");
+    if !args.endpointslice_delay.is_zero() {
+        println!("  EndpointSlice delay: {:?}", args.endpointslice_delay);
+    }
+    if let Some(c) = args.chaos {
+        println!("  chaos:       killing a random origin every {c:?}");
+    }
+    println!();
+    println!("Try:");
+    println!("  curl -s http://{api}/v1/pools/demo/origin");
+    println!("  kubectl --kubeconfig {kc} get pods,endpointslices -n demo");
+    println!("  kubectl --kubeconfig {kc} delete pod -n demo origin-0 --wait=false");
+    println!("  websocat ws://{api}/v1/pools/demo/origin/watch   # or: npx wscat -c …");
+    println!("  curl -N http://{api}/v1/pools/demo/origin/events");
+    println!("  open http://{api}/ for the live dashboard");
+}
+
+/// Every `interval`: crash or gracefully delete a random live origin and start a
+/// replacement, as a flaky cluster would.
+async fn chaos(sim: Sim, interval: Duration) {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    loop {
+        tick.tick().await;
+        let pods: Vec<Pod> = sim
+            .list::<Pod>(Some(DEMO_NAMESPACE))
+            .into_iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .filter(|p| p.metadata.labels.as_ref().and_then(|l| l.get(DEMO_SELECTOR.0)).map(String::as_str) == Some(DEMO_SELECTOR.1))
+            .collect();
+        let Some(victim) = pods.choose(&mut rand::rng()).and_then(|p| p.metadata.name.clone()) else { continue };
+        let crash = rand::rng().random_bool(0.5);
+        let result = if crash {
+            sim.crash_pod(DEMO_NAMESPACE, &victim).map(|()| {
+                // Like a Deployment replacing a crash-looping pod: remove it a little later.
+                let sim = sim.clone();
+                let victim = victim.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(3)).await;
+                    let _ = sim.delete_pod(DEMO_NAMESPACE, &victim, Some(Duration::ZERO));
+                });
+            })
+        } else {
+            sim.delete_pod(DEMO_NAMESPACE, &victim, Some(Duration::from_secs(5)))
+        };
+        if let Err(e) = result {
+            tracing::warn!(pod = %victim, error = %e, "chaos could not kill the pod");
+            continue;
+        }
+        let replacement = format!("origin-{}", random_suffix());
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": replacement, "namespace": DEMO_NAMESPACE, "labels": {DEMO_SELECTOR.0: DEMO_SELECTOR.1}},
+            "spec": {"containers": [{"name": "origin", "image": "antmedia/origin:sim", "ports": [{"name": "ws", "containerPort": 5080}]}]}
+        }))
+        .expect("static pod JSON is valid");
+        match sim.create(&pod) {
+            Ok(_) => tracing::info!(killed = %victim, how = if crash { "crash" } else { "graceful delete" }, %replacement, "chaos"),
+            Err(e) => tracing::warn!(error = %e, "chaos could not start a replacement"),
+        }
+    }
+}
+
+fn random_suffix() -> String {
+    const CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut rng = rand::rng();
+    (0..5).map(|_| *CHARS.choose(&mut rng).expect("non-empty") as char).collect()
+}

@@ -1,0 +1,64 @@
+//! Pods: the earliest signals of trouble (deletion, readiness, termination).
+
+use std::collections::{HashMap, HashSet};
+
+use k8s_openapi::api::core::v1::Pod;
+
+use super::Source;
+use crate::convert;
+use crate::index::Index;
+use crate::signals::Stamp;
+
+/// Watches pods (optionally narrowed by `--pod-selector`).
+#[derive(Debug, Default)]
+pub struct Pods {
+    /// Pods whose URL annotation was reported malformed, with the reported value, so the
+    /// error is logged once per bad value rather than on every event.
+    reported: HashMap<(String, String), String>,
+}
+
+fn key(pod: &Pod) -> Option<(String, String)> {
+    Some((pod.metadata.namespace.clone()?, pod.metadata.name.clone()?))
+}
+
+impl Source for Pods {
+    type K = Pod;
+    type Key = (String, String);
+    const RESOURCE: &'static str = "pods";
+
+    fn key(&self, obj: &Pod) -> Option<(String, String)> {
+        key(obj)
+    }
+
+    fn apply(&mut self, index: &mut Index, obj: Pod, stamp: Stamp) {
+        let Some((info, url_error)) = convert::pod_info(&obj) else {
+            return;
+        };
+        let k = (info.namespace.clone(), info.name.clone());
+        match url_error {
+            Some(err) => {
+                if self.reported.get(&k) != Some(&err) {
+                    tracing::warn!(pod = %format!("{}/{}", k.0, k.1), error = %err,
+                        "ignoring malformed origin URL annotation; using the Service's url-template");
+                    self.reported.insert(k, err);
+                }
+            }
+            None => {
+                self.reported.remove(&k);
+            }
+        }
+        index.apply_pod(info, stamp);
+    }
+
+    fn delete(&mut self, index: &mut Index, obj: Pod, stamp: Stamp) {
+        if let Some((ns, name)) = key(&obj) {
+            self.reported.remove(&(ns.clone(), name.clone()));
+            index.delete_pod(&ns, &name, stamp);
+        }
+    }
+
+    fn reset(&mut self, index: &mut Index, keep: &HashSet<(String, String)>, stamp: Stamp) {
+        self.reported.retain(|k, _| keep.contains(k));
+        index.reset_pods(keep, stamp);
+    }
+}
