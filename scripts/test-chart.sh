@@ -41,4 +41,5 @@ if [[ -n "${UPDATE_MANIFESTS:-}" ]]; then
   "$venv/bin/python" scripts/render-manifests.py
 fi
 
-exec "$venv/bin/python" -m pytest -q tests/chart "$@"
+# -p no:cacheprovider: leave no .pytest_cache in the work tree.
+exec "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/chart "$@"
