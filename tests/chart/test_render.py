@@ -246,3 +246,24 @@ def test_rbac_can_be_left_to_the_cluster_admin():
     r = chartlib.render({"rbac": {"create": False}, "nodeSignals": {"enabled": True}})
     assert not [d for d in r.docs if d.kind in {"ClusterRole", "ClusterRoleBinding", "Role",
                                                  "RoleBinding"}]
+
+
+def test_numbers_render_as_integers_never_float_notation():
+    """Helm hands numbers to templates as float64 (10000000 would print as 1e+07)."""
+    r = chartlib.render({"replicaCount": 10_000_000, "terminationGracePeriodSeconds": 3_600_000,
+                         "podDisruptionBudget": {"minAvailable": 1_000_000}})
+    text = "\n".join(d.text for d in r.docs)
+    assert "e+" not in text
+    assert r.one("Deployment")["spec"]["replicas"] == 10_000_000
+    assert r.one("PodDisruptionBudget")["spec"]["minAvailable"] == 1_000_000
+
+
+@pytest.mark.parametrize("pdb, want", [
+    ({"minAvailable": "50%"}, {"minAvailable": "50%"}),
+    ({"maxUnavailable": 1}, {"maxUnavailable": 1}),
+    ({"maxUnavailable": "25%"}, {"maxUnavailable": "25%"}),
+    ({"maxUnavailable": 0}, {"maxUnavailable": 0}),
+])
+def test_pdb_takes_integers_or_percentages(pdb, want):
+    spec = chartlib.render({"podDisruptionBudget": pdb}).one("PodDisruptionBudget")["spec"]
+    assert {k: v for k, v in spec.items() if k != "selector"} == want

@@ -120,6 +120,7 @@ BAD_VALUES = [
      "/ingress/hosts/0/paths/0/path"),
     ({"serviceMonitor": {"interval": "often"}}, "/serviceMonitor/interval"),
     ({"topologySpread": {"zoneWhenUnsatisfiable": "Never"}}, "/topologySpread/zoneWhenUnsatisfiable"),
+    ({"podDisruptionBudget": {"minAvailable": "half"}}, "/podDisruptionBudget/minAvailable"),
 ]
 
 

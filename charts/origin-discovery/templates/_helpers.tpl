@@ -75,6 +75,14 @@ Container image reference: repository plus digest, or tag (default: appVersion).
 {{- end }}
 
 {{/*
+An IntOrString value: numbers as integers (values arrive as float64, which would print as
+1e+06), strings such as "50%" quoted.
+*/}}
+{{- define "origin-discovery.intOrPercent" -}}
+{{- if kindIs "string" . }}{{ quote . }}{{ else }}{{ int64 . }}{{ end }}
+{{- end }}
+
+{{/*
 Milliseconds of a simple duration ("250ms", "10s", "2m"), or "" for any other humantime
 form (compound durations are valid for the controller but not checked by the chart).
 */}}
