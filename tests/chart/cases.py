@@ -74,5 +74,6 @@ MATRIX["everything"] = {
     **MATRIX["ingress"],
     **MATRIX["network-policy"],
     "watchNamespace": "live",
+    "services": ["live/origin", "live/backup"],  # must lie inside watchNamespace
     "replicaCount": 3,
 }

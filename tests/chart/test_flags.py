@@ -85,8 +85,8 @@ def test_optional_flags_are_absent_by_default(default_render):
 
 def test_each_value_reaches_its_flag():
     values = MATRIX["custom-flags"]
-    args = _flags(_args({**values, "extraArgs": [], "watchNamespace": "live"}))
-    assert args["namespace"] == ["live"]
+    args = _flags(_args({**values, "extraArgs": []}))
+    assert _flags(_args({"watchNamespace": "live"}))["namespace"] == ["live"]
     assert args["service"] == ["live/origin", "vod/edge"]
     assert args["pod-selector"] == ["app.kubernetes.io/name in (antmedia,srs)"]
     assert args["stale-after"] == ["1m"]

@@ -167,6 +167,12 @@ def test_short_grace_period_is_refused_at_render():
     chartlib.render({"terminationGracePeriodSeconds": 5, "shutdownTimeout": "1m 30s"})
 
 
+def test_services_outside_the_watched_namespace_are_refused_at_render():
+    with pytest.raises(helm_python.HelmRenderError, match="outside watchNamespace live"):
+        chartlib.render({"watchNamespace": "live", "services": ["live/origin", "vod/edge"]})
+    chartlib.render({"watchNamespace": "live", "services": ["live/origin"]})
+
+
 def test_service_exposes_http_and_admin(default_render):
     svc = default_render.one("Service")
     ports = {p["name"]: (p["port"], p["targetPort"]) for p in svc["spec"]["ports"]}
