@@ -33,6 +33,10 @@ fi
 
 export ORIGIN_DISCOVERY_BIN="${ORIGIN_DISCOVERY_BIN:-target/debug/origin-discovery}"
 if [[ ! -x "$ORIGIN_DISCOVERY_BIN" ]]; then
+  if [[ "$ORIGIN_DISCOVERY_BIN" != target/debug/origin-discovery ]]; then
+    echo "test-chart: ORIGIN_DISCOVERY_BIN=$ORIGIN_DISCOVERY_BIN is not an executable" >&2
+    exit 1
+  fi
   echo "test-chart: $ORIGIN_DISCOVERY_BIN missing, running cargo build" >&2
   cargo build --quiet --bin origin-discovery
 fi
