@@ -109,20 +109,26 @@ function clientCount() {
 }
 
 /**
- * Ranks every simulated client; returns how many changed target since the last call.
- * @param {readonly import('./client/index.js').Origin[]} origins
+ * Places the simulated clients the way `connectWithFailover` behaves: a client stays on its
+ * origin while that origin is ready, and only when it drains or disappears moves to its
+ * first-ranked ready origin. Returns how many clients moved.
+ * @param {readonly {id: string, state: string}[]} origins
  */
 function reassign(origins) {
+  const ready = new Set(origins.filter((o) => o.state === 'ready').map((o) => o.id));
   /** @type {Map<string, string>} */
   const next = new Map();
   let moved = 0;
   const n = clientCount();
   for (let i = 1; i <= n; i++) {
     const key = `stream-${i}`;
-    const target = rank(origins, key, { count: 1 })[0]?.id ?? '';
-    next.set(key, target);
     const before = assignment.get(key);
-    if (before !== undefined && before !== target) moved++;
+    let target = before;
+    if (target === undefined || !ready.has(target)) {
+      target = rank(/** @type {any} */ (origins), key, { count: 1 })[0]?.id ?? '';
+      if (before !== undefined && before !== target) moved++;
+    }
+    next.set(key, target);
   }
   assignment = next;
   return moved;
