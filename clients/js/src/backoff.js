@@ -54,7 +54,7 @@ export function backoffDelay(o, attempt, random) {
 export function timerFunctions(timers) {
   return {
     setTimeout: timers?.setTimeout ?? ((fn, ms) => globalThis.setTimeout(fn, ms)),
-    clearTimeout: timers?.clearTimeout ?? ((id) => globalThis.clearTimeout(id)),
+    clearTimeout: timers?.clearTimeout ?? ((id) => globalThis.clearTimeout(/** @type {any} */ (id))),
     now: timers?.now ?? (() => Date.now()),
   };
 }

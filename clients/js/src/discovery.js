@@ -114,7 +114,7 @@ export class OriginDiscovery extends EventTarget {
 
     /** @private @type {Map<string, Origin>} current origins by id */
     this._byId = new Map();
-    /** @private @type {Origin[] | null} sorted view of `_byId`, rebuilt lazily */
+    /** @private @type {readonly Origin[] | null} sorted view of `_byId`, rebuilt lazily */
     this._sorted = null;
     /** @private @type {string | null} */ this._epoch = null;
     /** @private @type {number | null} */ this._revision = null;
@@ -143,12 +143,15 @@ export class OriginDiscovery extends EventTarget {
     this._connect();
   }
 
-  /** Current origins (ready and draining), sorted by id. Frozen; replaced on every change. */
+  /**
+   * Current origins (ready and draining), sorted by id. Frozen; replaced on every change.
+   * @returns {readonly Origin[]}
+   */
   get origins() {
     if (!this._sorted) {
       this._sorted = Object.freeze([...this._byId.values()].sort((a, b) => compareIds(a.id, b.id)));
     }
-    return /** @type {Origin[]} */ (this._sorted);
+    return /** @type {readonly Origin[]} */ (this._sorted);
   }
 
   /** Server epoch of the current state, or null before the first snapshot. */
@@ -260,6 +263,8 @@ export class OriginDiscovery extends EventTarget {
       behind: /** @type {number | null} */ (null),
       /** set when the server announced the pool's removal */
       removed: false,
+      /** last transport error, reported when the socket closes */
+      error: /** @type {Error | null} */ (null),
       timer: /** @type {any} */ (null),
     };
     this._session = session;

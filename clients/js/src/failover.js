@@ -236,7 +236,10 @@ export class FailoverConnection {
       }
       return;
     }
-    /** @param {Origin} o */
+    /**
+     * @param {Origin} o
+     * @returns {'removed' | 'draining' | null}
+     */
     const gone = (o) => {
       if (d.removed.some((r) => r.id === o.id)) return 'removed';
       const u = d.updated.find((x) => x.id === o.id);
@@ -261,7 +264,7 @@ export class FailoverConnection {
   /**
    * @private
    * @param {{origin: Origin, conn: C, detach: () => void}} c
-   * @param {string} reason
+   * @param {'draining' | 'removed'} reason
    */
   _migrate(c, reason) {
     const from = c.origin;
@@ -293,7 +296,7 @@ export class FailoverConnection {
     if (this._state === 'closed') return;
     const to = this._rankFirst(this._excluded);
     if (failure) this._o.onFailover?.({ from: failure.origin, to, error: failure.error, reason: failure.reason });
-    if (this._state === 'closed') return;
+    if (/** @type {string} */ (this._state) === 'closed') return; // a callback closed us
     if (to) {
       this._openCandidate(to);
       return;
@@ -319,7 +322,7 @@ export class FailoverConnection {
     const delay = backoffDelay(this._backoff, this._round, this._random);
     this._state = 'backoff';
     this._o.onRetry?.({ attempt: this._round, delay, error });
-    if (this._state !== 'backoff') return; // a callback closed us
+    if (/** @type {string} */ (this._state) !== 'backoff') return; // a callback closed us
     this._retryTimer = this._timers.setTimeout(() => {
       this._retryTimer = null;
       this._excluded.clear();
@@ -362,7 +365,7 @@ export class FailoverConnection {
           () => this._opened(p),
           (err) => {
             if (!p.done) this._failAttempt(p, err, 'error');
-            else if (this._current?.conn === conn) this._currentDead(this._current, err);
+            else if (this._current && this._current.conn === conn) this._currentDead(this._current, err);
           },
         );
       },
