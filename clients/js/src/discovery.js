@@ -258,6 +258,7 @@ export class OriginDiscovery extends EventTarget {
       open: false,
       done: false,
       openedAt: 0,
+      /** a valid frame was applied (counts towards "healthy", see HEALTHY_AFTER_MS) */
       applied: false,
       /** revision announced by the previous heartbeat that we had not reached yet */
       behind: /** @type {number | null} */ (null),
@@ -366,9 +367,12 @@ export class OriginDiscovery extends EventTarget {
           return;
         }
         session.behind = rev != null && this._revision != null && rev > this._revision ? rev : null;
+        // A resumed session with nothing missed carries only heartbeats: still a working one.
+        session.applied = true;
         return;
       }
       case 'stale':
+        session.applied = true;
         this._setStale(!!msg.stale);
         return;
       case 'removed':

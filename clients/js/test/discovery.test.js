@@ -318,3 +318,23 @@ test('reconnect back-off: one immediate try per URL, then full jitter up to the 
     ['b', 999],
   ]);
 });
+
+test('a resumed session that only ever saw heartbeats still resets the back-off', async () => {
+  let now = 0;
+  const { server, d } = await setup({ timers: { now: () => now }, random: () => 0.9999 });
+  const c1 = await server.next();
+  c1.snapshot(3, [origin('a')]);
+  await d.ready;
+  c1.delta(5); // gap → immediate resume
+  const c2 = await server.next();
+  assert.equal(c2.url.searchParams.get('revision'), '3');
+  const beat = waitFor(d, 'message', (m) => m.message.type === 'heartbeat');
+  c2.send({ type: 'heartbeat', revision: 3 });
+  await beat;
+  now += 5_000; // the resumed session has been working for a while
+  const dis = waitFor(d, 'disconnect');
+  c2.close(1011);
+  const ev = await dis;
+  assert.equal(ev.retryIn, 0, 'a working session ending is retried at once');
+  await server.next();
+});
