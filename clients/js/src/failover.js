@@ -228,7 +228,7 @@ export class FailoverConnection {
     }
     if (st === 'backoff') {
       const fresh = [...d.added, ...d.updated].some((o) => o.state === 'ready' && !this._excluded.has(o.id));
-      if (fresh || d.reason === 'snapshot') {
+      if (fresh) {
         this._timers.clearTimeout(this._retryTimer);
         this._retryTimer = null;
         this._excluded.clear();
@@ -254,10 +254,13 @@ export class FailoverConnection {
     }
     const c = this._current;
     if (c) {
-      const fresh = d.updated.find((x) => x.id === c.origin.id);
-      if (fresh) c.origin = fresh;
-      const why = gone(c.origin);
-      if (why && !this._migrating && !this._pending) this._migrate(c, why);
+      const now = d.origins.find((x) => x.id === c.origin.id);
+      if (now) c.origin = now;
+      const why = !now ? 'removed' : now.state !== 'ready' ? 'draining' : null;
+      // Move when the origin just left `ready`, or — if an earlier move found nowhere to go —
+      // as soon as a new ready origin appears.
+      const newTarget = [...d.added, ...d.updated].some((o) => o.state === 'ready' && o.id !== c.origin.id);
+      if (why && (gone(c.origin) || newTarget) && !this._migrating && !this._pending) this._migrate(c, why);
     }
   }
 

@@ -333,3 +333,22 @@ test('end to end: real discovery and real origin WebSockets, crash and drain', a
   assert.deepEqual(events.find((e) => e[0] === 'migrate'), ['migrate', order[1], order[2]]);
   await withTimeout(once(oldSocket, 'close'), 2000, 'old socket close');
 });
+
+test('draining with nowhere to go: stays, and moves once a ready origin appears', async () => {
+  const d = new FakeDiscovery([origin('a'), origin('b', { state: 'draining' })]);
+  const { h, log, conns } = harness(d, 'k');
+  await tick();
+  conns[0].open();
+  await tick();
+  d.set([origin('a', { state: 'draining' }), origin('b', { state: 'draining' })]);
+  await tick();
+  assert.deepEqual(log.slice(2), [['migrate', 'a', null, 'draining']]);
+  assert.equal(h.state, 'connected', 'keeps serving on the draining origin');
+  d.set([origin('a', { state: 'draining' }), origin('b', { state: 'draining' }), origin('c')]);
+  await tick();
+  assert.deepEqual(log.slice(3), [['migrate', 'a', 'c', 'draining'], ['open', 'c']]);
+  conns[1].open();
+  await tick();
+  assert.deepEqual(log.at(-1), ['connect', 'c', true]);
+  assert.ok(conns[0].closedByClient);
+});
