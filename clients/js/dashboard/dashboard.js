@@ -232,7 +232,7 @@ function addEntry(at, kind, body, latency = null) {
 }
 
 /**
- * @param {import('./client/index.js').ChangeDetail} d
+ * @param {{origins: readonly {id: string}[], added: {id: string, state: string}[], updated: {id: string, state: string}[], removed: {id: string}[], reason: string, revision: number | null}} d  a `change` detail
  * @param {number} moved
  */
 function describeChange(d, moved) {
