@@ -100,7 +100,7 @@ export class OriginDiscovery extends EventTarget {
     if (typeof WS !== 'function') {
       throw new TypeError('OriginDiscovery: no global WebSocket; pass options.WebSocket (e.g. the "ws" package)');
     }
-    watchUrl(urls[0], options.pool); // validates pool and url early
+    for (const u of urls) watchUrl(u, options.pool); // validates pool and urls early
 
     /** Discovery base URLs, tried in rotation. */
     this.urls = urls.map(String);
