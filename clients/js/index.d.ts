@@ -1,0 +1,204 @@
+// Type declarations for @origin-discovery/client (hand-written; the source is plain JS with JSDoc).
+
+/** One endpoint of a pool, as the server sends it (DESIGN.md "Pools and origins"). */
+export interface Origin {
+  /** Pod name, or `ip:port` when the endpoint has no pod. Unique within the pool. */
+  readonly id: string;
+  /** Public URL of the origin (from the url template / pod annotation), when known. */
+  readonly url?: string;
+  readonly ip: string;
+  readonly port: number;
+  readonly node?: string;
+  readonly zone?: string;
+  /** `draining`: keeps its sessions but takes no new ones; never returned by `rank`. */
+  readonly state: 'ready' | 'draining';
+  /** RFC 3339 timestamp (milliseconds) of the origin's last state change. */
+  readonly since: string;
+}
+
+export interface RankOptions {
+  /** Origins in this zone rank first. */
+  zone?: string | null;
+  /** Origin ids to skip (e.g. the ones just failed on). */
+  exclude?: Iterable<string>;
+  /** How many targets (default 3, like `/pick`); `Infinity` for all. */
+  count?: number;
+}
+
+/** Ranks ready origins for `key` exactly like the server's `GET …/pick`. */
+export function rank(origins: Iterable<Origin>, key: string, options?: RankOptions): Origin[];
+/** The rendezvous weight (unsigned 64-bit) of origin `id` for `key`. */
+export function weight(key: string, id: string): bigint;
+/** Code-point (= UTF-8 byte) order of two ids, as the server sorts ties. */
+export function compareIds(a: string, b: string): number;
+export const DEFAULT_COUNT: number;
+
+export interface BackoffOptions {
+  /** First retry ceiling in ms (default 250). */
+  initial?: number;
+  /** Ceiling cap in ms (default 30000). */
+  max?: number;
+  /** Growth factor per retry (default 2). */
+  factor?: number;
+  /** Back-off rounds before giving up (default 10; failover helper only). */
+  maxRetries?: number;
+}
+export const DEFAULT_BACKOFF: Readonly<Required<BackoffOptions>>;
+export function backoffOptions(options?: BackoffOptions): Required<BackoffOptions>;
+/** `min(max, initial * factor^(attempt-1))`; attempt starts at 1. */
+export function backoffCeiling(options: Required<BackoffOptions>, attempt: number): number;
+/** Full jitter: `floor(random() * backoffCeiling(options, attempt))`. */
+export function backoffDelay(options: Required<BackoffOptions>, attempt: number, random: () => number): number;
+
+/** Timer functions; inject fakes in tests. */
+export interface Timers {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(id: unknown): void;
+  /** Milliseconds, monotonic enough for durations (default `Date.now`). */
+  now(): number;
+}
+
+/** Minimal WebSocket constructor shape (browser WebSocket, or the `ws` package in Node). */
+export interface WebSocketLike {
+  readonly readyState: number;
+  close(code?: number, reason?: string): void;
+  send(data: string): void;
+  addEventListener(type: string, listener: (ev: any) => void): void;
+  removeEventListener(type: string, listener: (ev: any) => void): void;
+}
+export type WebSocketConstructor = new (url: string) => WebSocketLike;
+
+export interface OriginDiscoveryOptions {
+  /** Discovery base URL(s), e.g. `https://discovery.example.com` (http→ws, https→wss). Rotated on failure. */
+  urls: string | string[];
+  /** Pool id `namespace/service`. */
+  pool: string;
+  /** WebSocket class when there is no global one (Node 20: `import WebSocket from 'ws'`). */
+  WebSocket?: WebSocketConstructor;
+  /** No frame for this long (ms) → the connection is dead (default 15000 = 3 × 5 s heartbeat). */
+  heartbeatTimeout?: number;
+  /** Reconnect back-off once every discovery URL failed in a row (`maxRetries` ignored: retries forever). */
+  backoff?: BackoffOptions;
+  timers?: Partial<Timers>;
+  /** Uniform [0,1) source for jitter (default `Math.random`). */
+  random?: () => number;
+}
+
+export interface ChangeDetail {
+  /** What caused the change. */
+  reason: 'snapshot' | 'delta' | 'removed';
+  /** The full current list (sorted by id, frozen). */
+  origins: readonly Origin[];
+  added: Origin[];
+  /** New versions of origins whose fields changed (e.g. `state` → `draining`). */
+  updated: Origin[];
+  /** The last known versions of origins that are gone. */
+  removed: Origin[];
+  epoch: string | null;
+  revision: number | null;
+  /** The raw server message. */
+  message: any;
+  /** `timers.now()` when the frame arrived. */
+  receivedAt: number;
+}
+
+export interface DisconnectDetail {
+  url: string;
+  reason: 'closed' | 'error' | 'timeout' | 'gap' | 'shutdown' | 'policy' | 'protocol' | 'removed';
+  code: number | null;
+  /** ms until the next connection attempt. */
+  retryIn: number;
+}
+
+export interface OriginDiscoveryEventMap {
+  change: ChangeDetail;
+  stale: { stale: boolean };
+  error: { error: Error };
+  connect: { url: string };
+  disconnect: DisconnectDetail;
+  removed: { pool: string };
+  message: { message: any; receivedAt: number };
+}
+
+/** Live origin list of one pool, kept current over `…/watch`. Connects on construction. */
+export class OriginDiscovery extends EventTarget {
+  constructor(options: OriginDiscoveryOptions);
+  readonly urls: string[];
+  readonly pool: string;
+  /** Resolves after the first snapshot; rejects when closed before. */
+  readonly ready: Promise<void>;
+  /** Current origins (ready and draining), sorted by id. Kept while disconnected. */
+  readonly origins: readonly Origin[];
+  readonly epoch: string | null;
+  readonly revision: number | null;
+  readonly stale: boolean;
+  readonly connected: boolean;
+  /** Discovery URL of the current (or next) connection. */
+  readonly url: string;
+  get(id: string): Origin | undefined;
+  /** `rank(this.origins, key, options)`. */
+  rank(key: string, options?: RankOptions): Origin[];
+  /** Subscribe; `fn` gets the event detail. Returns an unsubscribe function. */
+  on<K extends keyof OriginDiscoveryEventMap>(type: K, fn: (detail: OriginDiscoveryEventMap[K]) => void): () => void;
+  /** Stop reconnecting and close the socket. */
+  close(): void;
+}
+
+/** Watch URL for `pool` on `base`, with resume parameters when given. */
+export function watchUrl(base: string, pool: string, resume?: { epoch?: string | null; revision?: number | null }): string;
+export const DEFAULT_HEARTBEAT_TIMEOUT: number;
+
+export type FailoverState = 'waiting' | 'connecting' | 'connected' | 'migrating' | 'backoff' | 'gaveup' | 'closed';
+
+export interface FailoverOptions<C> {
+  /** Preferred zone (same-zone origins first). */
+  zone?: string | null;
+  /** Max time for one `open()` to become open before the next origin is tried (default 5000 ms). */
+  connectTimeout?: number;
+  /** After every candidate failed: full-jitter back-off (default 250 ms → 30 s, 10 rounds). */
+  backoff?: BackoffOptions;
+  timers?: Partial<Timers>;
+  random?: () => number;
+  /** Move automatically when the origin drains or is removed (default true). */
+  migrate?: boolean;
+  /** How to close a connection (default `conn.close()`). */
+  close?: (conn: C) => void;
+  /** A connection is open (first time, after failover, or after migration). Re-publish / re-play here. */
+  onConnect?: (info: { connection: C; origin: Origin; migrated: boolean; previous: Origin | null }) => void;
+  /** `from` failed (while opening or after being open); `to` is tried next (null: none left → back-off). */
+  onFailover?: (info: { from: Origin; to: Origin | null; error: Error; reason: string }) => void;
+  /**
+   * The current origin is draining or was removed; `to` is where the helper moves (null when there is
+   * no other ready origin). Return `false` to handle the move yourself.
+   */
+  onMigrate?: (info: { from: Origin; to: Origin | null; reason: 'draining' | 'removed'; connection: C }) => void | boolean;
+  /** Every candidate failed; waiting `delay` ms before round `attempt` (1-based). */
+  onRetry?: (info: { attempt: number; delay: number; error: Error | null }) => void;
+  /** `maxRetries` rounds failed; the helper stops (call `retry()` to start over). */
+  onGiveUp?: (info: { retries: number; error: Error | null }) => void;
+}
+
+/** A media connection kept on a live origin. */
+export class FailoverConnection<C> {
+  readonly origin: Origin | null;
+  readonly connection: C | null;
+  readonly state: FailoverState;
+  /** Report the current connection broken (app-level error); fails over at once. */
+  fail(error?: unknown): void;
+  /** Start over after give-up. */
+  retry(): void;
+  close(): void;
+}
+
+/**
+ * Opens `open(origin)` on the best origin for `key` and keeps it on a live one.
+ * `open` may return a WebSocket-like object (waited for `open`; `close`/`error` = dead), an
+ * EventEmitter, an object with a `closed` promise, or a promise of any of these.
+ */
+export function connectWithFailover<C>(
+  discovery: OriginDiscovery,
+  key: string,
+  open: (origin: Origin, ctx: { signal: AbortSignal }) => C | Promise<C>,
+  options?: FailoverOptions<C>,
+): FailoverConnection<C>;
+export const DEFAULT_CONNECT_TIMEOUT: number;

@@ -1,0 +1,468 @@
+// connectWithFailover: keeps the application's own media connection (publisher or player
+// WebSocket, WebRTC signalling socket …) on a live origin.
+//
+// - Target choice is `discovery.rank(key, {zone})`: rendezvous hashing, so every client of
+//   one stream agrees on the order, and when an origin dies its clients spread over the
+//   survivors by key instead of stampeding onto one.
+// - On close/error of the connection (or of an opening attempt) the next ranked origin,
+//   excluding those that just failed, is tried at once — synchronously from the failure
+//   event, far below the 100 ms budget.
+// - When discovery announces the current origin `draining` or removed, `onMigrate` is called
+//   and (unless it returns `false`) the helper opens the next target and closes the old
+//   connection only after the new one is open (make-before-break).
+// - When every candidate failed, it backs off exponentially with full jitter, then gives up
+//   after `backoff.maxRetries` rounds. A discovery change that brings a new ready origin ends
+//   a back-off wait early.
+
+import { backoffDelay, backoffOptions, timerFunctions } from './backoff.js';
+
+/** @typedef {import('../index.d.ts').Origin} Origin */
+/** @typedef {import('../index.d.ts').FailoverOptions<any>} FailoverOptions */
+/** @typedef {import('../index.d.ts').OriginDiscovery} OriginDiscoveryType */
+
+/** Default time an `open()` may take before the next origin is tried. */
+export const DEFAULT_CONNECT_TIMEOUT = 5_000;
+
+const noop = () => {};
+
+/** @param {unknown} e */
+function toError(e) {
+  if (e instanceof Error) return e;
+  const inner = /** @type {any} */ (e)?.error;
+  if (inner instanceof Error) return inner;
+  const message = /** @type {any} */ (e)?.message;
+  return new Error(typeof message === 'string' && message ? message : 'connection error');
+}
+
+/**
+ * Watches a connection-like object for "open" and "dead".
+ *
+ * Supported shapes, in order: an object with a `closed` promise (settles when it dies); an
+ * `EventTarget` (WebSocket, RTCDataChannel …) or Node `EventEmitter` emitting `close`/`error`;
+ * and `readyState` (0 = still connecting → wait for `open`, 1 = open, 2/3 = dead). Anything
+ * else counts as open at once; report its death with `handle.fail()`.
+ *
+ * @param {any} conn
+ * @param {() => void} onOpen called at most once, asynchronously
+ * @param {(error: Error) => void} onDead called at most once
+ * @returns {() => void} detach
+ */
+function attach(conn, onOpen, onDead) {
+  /** @type {(() => void)[]} */
+  const cleanups = [];
+  let finished = false;
+  /**
+   * @param {string} type
+   * @param {(ev: any) => void} fn
+   */
+  const listen = (type, fn) => {
+    if (typeof conn?.addEventListener === 'function') {
+      conn.addEventListener(type, fn);
+      cleanups.push(() => conn.removeEventListener(type, fn));
+    } else if (typeof conn?.on === 'function') {
+      conn.on(type, fn);
+      cleanups.push(() => (conn.off ?? conn.removeListener)?.call(conn, type, fn));
+    }
+  };
+  /** @param {unknown} e */
+  const die = (e) => {
+    if (finished) return;
+    finished = true;
+    onDead(toError(e));
+  };
+  const detach = () => {
+    finished = true;
+    for (const f of cleanups.splice(0)) f();
+    // Node's EventEmitter (e.g. the `ws` package) throws on an `error` nobody listens to,
+    // which closing a half-open socket can emit.
+    listen('error', noop);
+  };
+  if (typeof conn?.closed?.then === 'function') {
+    conn.closed.then(() => die(new Error('connection closed')), die);
+  }
+  listen('close', (/** @type {any} */ ev) => {
+    const err = new Error(`connection closed${ev?.code != null ? ` (code ${ev.code})` : ''}`);
+    /** @type {any} */ (err).code = ev?.code;
+    die(err);
+  });
+  listen('error', die);
+  const rs = conn?.readyState;
+  if (typeof rs === 'number' && rs === 0) {
+    listen('open', () => {
+      if (!finished) onOpen();
+    });
+  } else if (typeof rs === 'number' && rs > 1) {
+    queueMicrotask(() => die(new Error('connection already closed')));
+  } else {
+    queueMicrotask(() => {
+      if (!finished) onOpen();
+    });
+  }
+  return detach;
+}
+
+/**
+ * A live, self-healing media connection. Created by {@link connectWithFailover}.
+ * @template C
+ */
+export class FailoverConnection {
+  /**
+   * @param {OriginDiscoveryType} discovery
+   * @param {string} key
+   * @param {(origin: Origin, ctx: {signal: AbortSignal}) => C | Promise<C>} open
+   * @param {FailoverOptions} [options]
+   */
+  constructor(discovery, key, open, options = {}) {
+    if (typeof open !== 'function') throw new TypeError('connectWithFailover: open must be a function');
+    /** @private */ this._discovery = discovery;
+    /** @private */ this._key = key;
+    /** @private */ this._open = open;
+    /** @private */ this._o = options;
+    /** @private */ this._backoff = backoffOptions(options.backoff);
+    /** @private */ this._timers = timerFunctions(options.timers);
+    /** @private */ this._random = options.random ?? Math.random;
+    /** @private */ this._connectTimeout = options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT;
+
+    /** @private @type {{origin: Origin, conn: C, detach: () => void} | null} */
+    this._current = null;
+    /** @private @type {any} attempt in flight */
+    this._pending = null;
+    /** @private @type {{from: Origin, reason: string} | null} make-before-break in progress */
+    this._migrating = null;
+    /** @private @type {Set<string>} origins that failed since the last success / retry */
+    this._excluded = new Set();
+    /** @private back-off rounds since the last success */
+    this._round = 0;
+    /** @private @type {any} */ this._retryTimer = null;
+    /** @private @type {Error | null} */ this._lastError = null;
+    /** @private @type {import('../index.d.ts').FailoverState} */ this._state = 'waiting';
+
+    /** @private */
+    this._offChange = discovery.on('change', (/** @type {any} */ d) => this._onChange(d));
+
+    if (discovery.revision == null && discovery.origins.length === 0) {
+      // No snapshot yet: wait quietly for the first `change` instead of burning retries.
+      this._state = 'waiting';
+    } else {
+      queueMicrotask(() => {
+        if (this._state === 'waiting') this._advance(null);
+      });
+    }
+  }
+
+  /** The origin of the open connection, or null. */
+  get origin() {
+    return this._current?.origin ?? null;
+  }
+
+  /** The open connection, or null. @returns {C | null} */
+  get connection() {
+    return this._current?.conn ?? null;
+  }
+
+  /** `waiting` | `connecting` | `connected` | `migrating` | `backoff` | `gaveup` | `closed`. */
+  get state() {
+    return this._state;
+  }
+
+  /**
+   * Reports the current connection as broken (for connection objects whose death the helper
+   * cannot observe, or application-level errors such as "stream not found"). Fails over at
+   * once, exactly as if the connection had closed.
+   * @param {unknown} [error]
+   */
+  fail(error) {
+    if (this._current) this._currentDead(this._current, toError(error ?? new Error('failed by application')));
+    else if (this._pending) this._failAttempt(this._pending, toError(error ?? new Error('failed by application')), 'error');
+  }
+
+  /** Starts over after `onGiveUp` (retry counter reset). */
+  retry() {
+    if (this._state !== 'gaveup') return;
+    this._round = 0;
+    this._excluded.clear();
+    this._advance(null);
+  }
+
+  /** Stops everything and closes the current connection. */
+  close() {
+    if (this._state === 'closed') return;
+    this._state = 'closed';
+    this._offChange();
+    if (this._retryTimer != null) this._timers.clearTimeout(this._retryTimer);
+    this._retryTimer = null;
+    const p = this._pending;
+    if (p) this._abandonAttempt(p);
+    this._pending = null;
+    const c = this._current;
+    this._current = null;
+    if (c) {
+      c.detach();
+      this._closeConn(c.conn);
+    }
+  }
+
+  /**
+   * @private
+   * @param {unknown} conn
+   */
+  _closeConn(conn) {
+    try {
+      if (this._o.close) this._o.close(/** @type {any} */ (conn));
+      else /** @type {any} */ (conn)?.close?.();
+    } catch {
+      /* closing a dead connection may throw; nothing to do */
+    }
+  }
+
+  /**
+   * @private
+   * @param {import('../index.d.ts').ChangeDetail} d
+   */
+  _onChange(d) {
+    const st = this._state;
+    if (st === 'closed' || st === 'gaveup') return;
+    if (st === 'waiting') {
+      this._advance(null);
+      return;
+    }
+    if (st === 'backoff') {
+      const fresh = [...d.added, ...d.updated].some((o) => o.state === 'ready' && !this._excluded.has(o.id));
+      if (fresh) {
+        this._timers.clearTimeout(this._retryTimer);
+        this._retryTimer = null;
+        this._excluded.clear();
+        this._advance(null);
+      }
+      return;
+    }
+    /**
+     * @param {Origin} o
+     * @returns {'removed' | 'draining' | null}
+     */
+    const gone = (o) => {
+      if (d.removed.some((r) => r.id === o.id)) return 'removed';
+      const u = d.updated.find((x) => x.id === o.id);
+      if (u && u.state !== 'ready') return 'draining';
+      return null;
+    };
+    // An attempt whose target just left `ready` is pointless: move on now.
+    const p = this._pending;
+    if (p) {
+      const why = gone(p.origin);
+      if (why) this._failAttempt(p, new Error(`origin ${p.origin.id} ${why}`), why);
+    }
+    const c = this._current;
+    if (c) {
+      const now = d.origins.find((x) => x.id === c.origin.id);
+      if (now) c.origin = now;
+      const why = !now ? 'removed' : now.state !== 'ready' ? 'draining' : null;
+      // Move when the origin just left `ready`, or — if an earlier move found nowhere to go —
+      // as soon as a new ready origin appears.
+      const newTarget = [...d.added, ...d.updated].some((o) => o.state === 'ready' && o.id !== c.origin.id);
+      if (why && (gone(c.origin) || newTarget) && !this._migrating && !this._pending) this._migrate(c, why);
+    }
+  }
+
+  /**
+   * @private
+   * @param {{origin: Origin, conn: C, detach: () => void}} c
+   * @param {'draining' | 'removed'} reason
+   */
+  _migrate(c, reason) {
+    const from = c.origin;
+    const exclude = new Set([from.id]);
+    const to = this._rankFirst(exclude);
+    const r = this._o.onMigrate?.({ from, to, reason, connection: c.conn });
+    if (!to || r === false || this._o.migrate === false || this._current !== c) return;
+    this._migrating = { from, reason };
+    this._excluded = exclude;
+    this._openCandidate(to);
+  }
+
+  /**
+   * @private
+   * @param {Set<string>} exclude
+   * @returns {Origin | null}
+   */
+  _rankFirst(exclude) {
+    return this._discovery.rank(this._key, { zone: this._o.zone ?? null, exclude, count: 1 })[0] ?? null;
+  }
+
+  /**
+   * Picks the next candidate and opens it; when none is left, ends a migration (keeping the
+   * old connection) or starts a back-off round.
+   * @private
+   * @param {{origin: Origin, error: Error, reason: string} | null} failure what just failed
+   */
+  _advance(failure) {
+    if (this._state === 'closed') return;
+    const to = this._rankFirst(this._excluded);
+    if (failure) this._o.onFailover?.({ from: failure.origin, to, error: failure.error, reason: failure.reason });
+    if (/** @type {string} */ (this._state) === 'closed') return; // a callback closed us
+    if (to) {
+      this._openCandidate(to);
+      return;
+    }
+    if (this._migrating && this._current) {
+      this._migrating = null;
+      this._state = 'connected';
+      return;
+    }
+    this._migrating = null;
+    this._backoffRound();
+  }
+
+  /** @private */
+  _backoffRound() {
+    this._round += 1;
+    const error = this._lastError;
+    if (this._round > this._backoff.maxRetries) {
+      this._state = 'gaveup';
+      this._o.onGiveUp?.({ retries: this._round - 1, error });
+      return;
+    }
+    const delay = backoffDelay(this._backoff, this._round, this._random);
+    this._state = 'backoff';
+    this._o.onRetry?.({ attempt: this._round, delay, error });
+    if (/** @type {string} */ (this._state) !== 'backoff') return; // a callback closed us
+    this._retryTimer = this._timers.setTimeout(() => {
+      this._retryTimer = null;
+      this._excluded.clear();
+      this._advance(null);
+    }, delay);
+  }
+
+  /**
+   * @private
+   * @param {Origin} origin
+   */
+  _openCandidate(origin) {
+    this._state = this._migrating ? 'migrating' : 'connecting';
+    const ac = new AbortController();
+    /** @type {any} */
+    const p = { origin, conn: null, ac, timer: null, detach: noop, done: false };
+    this._pending = p;
+    p.timer = this._timers.setTimeout(
+      () => this._failAttempt(p, new Error(`connect to ${origin.id} timed out after ${this._connectTimeout} ms`), 'timeout'),
+      this._connectTimeout,
+    );
+    /** @type {unknown} */
+    let result;
+    try {
+      result = this._open(origin, { signal: ac.signal });
+    } catch (e) {
+      this._failAttempt(p, toError(e), 'error');
+      return;
+    }
+    Promise.resolve(result).then(
+      (conn) => {
+        if (p.done) {
+          // Superseded (timeout, close()): do not leak it.
+          this._closeConn(conn);
+          return;
+        }
+        p.conn = conn;
+        p.detach = attach(
+          conn,
+          () => this._opened(p),
+          (err) => {
+            if (!p.done) this._failAttempt(p, err, 'error');
+            else if (this._current && this._current.conn === conn) this._currentDead(this._current, err);
+          },
+        );
+      },
+      (e) => this._failAttempt(p, toError(e), 'error'),
+    );
+  }
+
+  /**
+   * Stops an attempt without reporting anything.
+   * @private
+   * @param {any} p
+   */
+  _abandonAttempt(p) {
+    if (p.done) return;
+    p.done = true;
+    this._timers.clearTimeout(p.timer);
+    p.detach();
+    p.ac.abort();
+    if (p.conn != null) this._closeConn(p.conn);
+  }
+
+  /**
+   * @private
+   * @param {any} p
+   * @param {Error} error
+   * @param {string} reason
+   */
+  _failAttempt(p, error, reason) {
+    if (p.done || this._state === 'closed') return;
+    this._abandonAttempt(p);
+    if (this._pending === p) this._pending = null;
+    this._lastError = error;
+    this._excluded.add(p.origin.id);
+    this._advance({ origin: p.origin, error, reason });
+  }
+
+  /**
+   * @private
+   * @param {any} p
+   */
+  _opened(p) {
+    if (p.done || this._state === 'closed') return;
+    p.done = true;
+    this._timers.clearTimeout(p.timer);
+    if (this._pending === p) this._pending = null;
+    const previous = this._current;
+    const migrated = !!this._migrating;
+    this._migrating = null;
+    this._current = { origin: p.origin, conn: p.conn, detach: p.detach };
+    this._excluded.clear();
+    this._round = 0;
+    this._lastError = null;
+    this._state = 'connected';
+    if (previous) {
+      // make-before-break: the old connection goes only now that the new one is open
+      previous.detach();
+      this._closeConn(previous.conn);
+    }
+    this._o.onConnect?.({ connection: p.conn, origin: p.origin, migrated, previous: previous?.origin ?? null });
+  }
+
+  /**
+   * @private
+   * @param {{origin: Origin, conn: C, detach: () => void}} c
+   * @param {Error} error
+   */
+  _currentDead(c, error) {
+    if (this._current !== c || this._state === 'closed') return;
+    this._current = null;
+    c.detach();
+    this._closeConn(c.conn);
+    this._lastError = error;
+    if (this._migrating) {
+      // The replacement is already being opened; it takes over when it is up.
+      this._excluded.add(c.origin.id);
+      return;
+    }
+    this._excluded = new Set([c.origin.id]);
+    this._advance({ origin: c.origin, error, reason: 'closed' });
+  }
+}
+
+/**
+ * Opens the application's media connection on the best origin for `key` and keeps it on a
+ * live origin (see the module comment for the policy).
+ *
+ * @template C
+ * @param {OriginDiscoveryType} discovery a running {@link OriginDiscovery}
+ * @param {string} key affinity key, usually the stream id
+ * @param {(origin: Origin, ctx: {signal: AbortSignal}) => C | Promise<C>} open opens a
+ *   connection to `origin` (e.g. `o => new WebSocket(o.url)`); may return a promise
+ * @param {FailoverOptions} [options]
+ * @returns {FailoverConnection<C>}
+ */
+export function connectWithFailover(discovery, key, open, options) {
+  return new FailoverConnection(discovery, key, open, options);
+}
