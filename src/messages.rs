@@ -140,9 +140,20 @@ pub enum ServerMessage {
 }
 
 /// A client → server control message. Anything else closes the session.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ClientMessage {
-    /// Asks for a [`Message::Pong`].
+    /// `{"type":"ping"}`: asks for a [`Message::Pong`].
     Ping,
+}
+
+impl ClientMessage {
+    /// Parses a control message strictly: a JSON object with exactly the key `type`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let value: serde_json::Value = serde_json::from_str(text).ok()?;
+        let obj = value.as_object()?;
+        match (obj.len(), obj.get("type").and_then(|t| t.as_str())) {
+            (1, Some("ping")) => Some(Self::Ping),
+            _ => None,
+        }
+    }
 }

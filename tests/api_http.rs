@@ -415,3 +415,34 @@ async fn sse_stream_starts_with_a_snapshot_event() {
     );
     assert!(text.ends_with("\n\n"));
 }
+
+#[tokio::test]
+async fn dashboard_and_client_modules_are_served_with_their_content_types() {
+    let (hub, app) = setup(vec![]);
+    hub.set_synced(false); // static files do not wait for the sync
+    for (uri, ct) in [
+        ("/", "text/html"),
+        ("/dashboard.js", "text/javascript"),
+        ("/client/index.js", "text/javascript"),
+        ("/client/rank.js", "text/javascript"),
+    ] {
+        let resp = app
+            .clone()
+            .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{uri}");
+        assert!(
+            resp.headers()[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with(ct),
+            "{uri}"
+        );
+    }
+    let (status, _, body) = get(&app, "/client/../../etc/passwd").await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
+}

@@ -144,14 +144,14 @@ where
                     if text.len() > MAX_CONTROL_MESSAGE {
                         return close(sink, close::TOO_BIG, "control messages are at most 1024 bytes").await;
                     }
-                    match serde_json::from_str::<ClientMessage>(&text) {
-                        Ok(ClientMessage::Ping) => {
+                    match ClientMessage::parse(&text) {
+                        Some(ClientMessage::Ping) => {
                             let pong = Msg::Pong { revision: sub.revision() }.encode();
                             if !send(sink, pong).await {
                                 return SessionEnd::WriteFailed;
                             }
                         }
-                        Err(_) => return close(sink, close::POLICY, "expected {\"type\":\"ping\"}").await,
+                        None => return close(sink, close::POLICY, "expected {\"type\":\"ping\"}").await,
                     }
                 }
             },
