@@ -143,6 +143,10 @@ impl NodeHealth {
     }
 }
 
+/// An endpoint's recomputed origin (if listed) and its slice-level verdict; `None` when
+/// no slice lists it with the pool's port.
+type Computed = Option<(Option<Origin>, SliceVerdict)>;
+
 /// The slice-level verdict on one endpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum SliceVerdict {
@@ -388,6 +392,7 @@ impl Index {
                 continue;
             };
             let Some(pool) = &entry.pool else { continue };
+            let received = dirty.first_received.unwrap_or(stamp.at);
             let ids: Vec<String> = if dirty.all {
                 let mut all: HashSet<String> = pool.published.keys().cloned().collect();
                 all.extend(
@@ -400,7 +405,7 @@ impl Index {
             } else {
                 dirty.ids.into_iter().collect()
             };
-            let computed: Vec<(String, Option<(Option<Origin>, SliceVerdict)>)> = ids
+            let computed: Vec<(String, Computed)> = ids
                 .into_iter()
                 .map(|id| {
                     let o = self.compute(entry, &pool.info, &id, stamp);
@@ -424,7 +429,7 @@ impl Index {
                         OriginState::Draining => SliceVerdict::Draining,
                     });
                 if slice_verdict > next_level {
-                    pool.lead_pending.entry(id.clone()).or_insert(stamp.at);
+                    pool.lead_pending.entry(id.clone()).or_insert(received);
                 } else if let Some(t) = pool.lead_pending.remove(&id) {
                     if slice_verdict < SliceVerdict::Ready {
                         out.leads.push(stamp.at.saturating_duration_since(t));
@@ -477,7 +482,7 @@ impl Index {
                     upsert,
                     remove,
                 },
-                received: dirty.first_received.unwrap_or(stamp.at),
+                received,
             });
         }
         out
@@ -495,7 +500,7 @@ impl Index {
         info: &ServiceInfo,
         id: &str,
         stamp: Stamp,
-    ) -> Option<(Option<Origin>, SliceVerdict)> {
+    ) -> Computed {
         // The best report of this endpoint across all slices of the Service.
         let (endpoint, port) = entry
             .slices
@@ -668,7 +673,7 @@ fn changed_ids(old: Option<&Slice>, new: Option<&Slice>) -> Vec<String> {
     let get = |s: Option<&Slice>, id: &str| s.and_then(|s| s.endpoints.get(id)).cloned();
     let mut ids = Vec::new();
     for s in [old, new].into_iter().flatten() {
-        for (id, _) in &s.endpoints {
+        for id in s.endpoints.keys() {
             if ports_changed || get(old, id) != get(new, id) {
                 ids.push(id.clone());
             }

@@ -64,7 +64,7 @@ fn fmix64(mut h: u64) -> u64 {
 pub fn rank<'o>(origins: &'o [Origin], req: &PickRequest<'_>) -> Vec<&'o Origin> {
     let mut ranked: Vec<(bool, u64, &Origin)> = origins
         .iter()
-        .filter(|o| o.state == OriginState::Ready && !req.exclude.iter().any(|e| *e == o.id))
+        .filter(|o| o.state == OriginState::Ready && !req.exclude.contains(&o.id))
         .map(|o| {
             let in_zone = req.zone.is_some() && o.zone.as_deref() == req.zone;
             (in_zone, weight(req.key, &o.id), o)
