@@ -1,0 +1,475 @@
+//! The EndpointSlice controller, emulated.
+//!
+//! For each Service with a selector it maintains EndpointSlices from the matching pods as
+//! the real controller does (KEP-1672 conditions, `targetRef`, `nodeName`, `zone`, ports
+//! resolved from `targetPort`, at most `max_endpoints_per_slice` endpoints per slice,
+//! separate slices per address family and port set, a placeholder slice when there are
+//! no endpoints). Services without a selector are left alone.
+//!
+//! Lag: the controller sees pods, services and nodes through a *delay line*: each change
+//! is applied to its private cache `endpointslice_delay` after it committed, which is how
+//! a real controller trails the watch it reads. Work is coalesced: all changes due at one
+//! moment are applied first, then each affected Service is reconciled once.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value};
+use tokio::sync::broadcast::{
+    self,
+    error::{RecvError, TryRecvError},
+};
+
+use crate::sim::object;
+use crate::sim::resources::kinds;
+use crate::sim::selector::LabelSelector;
+use crate::sim::store::{DeleteOpts, EventType, SimEvent};
+use crate::sim::Shared;
+
+/// Label naming a slice's Service.
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+/// Label naming a slice's manager.
+pub const MANAGED_BY_LABEL: &str = "endpointslice.kubernetes.io/managed-by";
+/// The real controller's manager name.
+pub const CONTROLLER_NAME: &str = "endpointslice-controller.k8s.io";
+/// Node label carrying the zone.
+pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
+
+/// Most changes held in the delay line; past this the controller resynchronises from the
+/// store (losing the delay for that burst) instead of growing.
+const MAX_DELAYED: usize = 200_000;
+
+type Key = (String, String);
+
+/// Planned slice content: address type, ports, endpoints.
+type SlicePlan = (String, Value, Vec<Value>);
+
+/// The controller's (delayed) view of the cluster.
+#[derive(Default)]
+struct Cache {
+    services: BTreeMap<Key, Arc<Value>>,
+    pods: HashMap<String, BTreeMap<String, Arc<Value>>>,
+    nodes: HashMap<String, Arc<Value>>,
+}
+
+struct Controller {
+    sh: Arc<Shared>,
+    cache: Cache,
+    delayed: VecDeque<SimEvent>,
+    dirty: BTreeSet<Key>,
+}
+
+/// Runs until the simulator shuts down.
+pub(crate) async fn run(sh: Arc<Shared>, mut rx: broadcast::Receiver<SimEvent>) {
+    let mut c = Controller {
+        sh: sh.clone(),
+        cache: Cache::default(),
+        delayed: VecDeque::new(),
+        dirty: BTreeSet::new(),
+    };
+    c.resync();
+    loop {
+        c.apply_due();
+        c.reconcile_dirty();
+        let next = c
+            .delayed
+            .front()
+            .map(|e| tokio::time::Instant::from_std(e.at + sh.config.endpointslice_delay));
+        tokio::select! {
+            _ = sh.cancel.cancelled() => return,
+            r = rx.recv() => {
+                let mut r = Ok(r);
+                // Take everything already queued: one reconcile per service per batch.
+                loop {
+                    match r {
+                        Ok(Ok(ev)) => c.push(ev),
+                        Ok(Err(RecvError::Lagged(_))) | Err(TryRecvError::Lagged(_)) => c.resync(),
+                        Ok(Err(RecvError::Closed)) | Err(TryRecvError::Closed) => return,
+                        Err(TryRecvError::Empty) => break,
+                    }
+                    r = rx.try_recv().map(Ok);
+                }
+            }
+            _ = super::sleep_until(next) => {}
+        }
+    }
+}
+
+impl Controller {
+    fn resync(&mut self) {
+        let store = &self.sh.store;
+        let mut cache = Cache::default();
+        for s in store.list(kinds::services(), None).0 {
+            cache.services.insert(
+                (
+                    object::namespace(&s).to_string(),
+                    object::name(&s).to_string(),
+                ),
+                s,
+            );
+        }
+        for p in store.list(kinds::pods(), None).0 {
+            cache
+                .pods
+                .entry(object::namespace(&p).to_string())
+                .or_default()
+                .insert(object::name(&p).to_string(), p);
+        }
+        for n in store.list(kinds::nodes(), None).0 {
+            cache.nodes.insert(object::name(&n).to_string(), n);
+        }
+        // Services that vanished while we were behind still need their slices removed.
+        let old: Vec<Key> = self.cache.services.keys().cloned().collect();
+        self.dirty.extend(old);
+        self.dirty.extend(cache.services.keys().cloned());
+        self.cache = cache;
+        self.delayed.clear();
+    }
+
+    fn push(&mut self, ev: SimEvent) {
+        if !matches!(ev.resource, "pods" | "services" | "nodes") || !ev.group.is_empty() {
+            return;
+        }
+        if self.delayed.len() >= MAX_DELAYED {
+            self.resync();
+            return;
+        }
+        self.delayed.push_back(ev);
+    }
+
+    fn apply_due(&mut self) {
+        let delay = self.sh.config.endpointslice_delay;
+        let now = std::time::Instant::now();
+        while self.delayed.front().is_some_and(|e| e.at + delay <= now) {
+            let ev = self.delayed.pop_front().expect("checked front");
+            self.apply(ev);
+        }
+    }
+
+    fn apply(&mut self, ev: SimEvent) {
+        let gone = ev.event_type == EventType::Deleted;
+        match ev.resource {
+            "services" => {
+                let key = (ev.namespace.clone(), ev.name.clone());
+                if gone {
+                    self.cache.services.remove(&key);
+                } else {
+                    self.cache.services.insert(key.clone(), ev.object.clone());
+                }
+                self.dirty.insert(key);
+            }
+            "pods" => {
+                let pods = self.cache.pods.entry(ev.namespace.clone()).or_default();
+                if gone {
+                    pods.remove(&ev.name);
+                } else {
+                    pods.insert(ev.name.clone(), ev.object.clone());
+                }
+                let range = (ev.namespace.clone(), String::new())..;
+                for ((ns, name), svc) in self.cache.services.range(range) {
+                    if *ns != ev.namespace {
+                        break;
+                    }
+                    let Some(sel) = selector(svc) else { continue };
+                    let hit = sel.matches_object(&ev.object)
+                        || ev.old.as_deref().is_some_and(|o| sel.matches_object(o));
+                    if hit {
+                        self.dirty.insert((ns.clone(), name.clone()));
+                    }
+                }
+            }
+            "nodes" => {
+                let zone_changed = ev.old.as_deref().map(|o| object::label(o, ZONE_LABEL))
+                    != Some(object::label(&ev.object, ZONE_LABEL));
+                if gone {
+                    self.cache.nodes.remove(&ev.name);
+                } else {
+                    self.cache.nodes.insert(ev.name.clone(), ev.object.clone());
+                }
+                if zone_changed || gone {
+                    self.dirty.extend(self.cache.services.keys().cloned());
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn reconcile_dirty(&mut self) {
+        for key in std::mem::take(&mut self.dirty) {
+            self.reconcile(&key.0, &key.1);
+        }
+    }
+
+    /// Brings one Service's managed slices in line with the cache.
+    fn reconcile(&mut self, ns: &str, name: &str) {
+        let store = self.sh.store.clone();
+        let existing: Vec<Arc<Value>> = store
+            .list(kinds::endpointslices(), Some(ns))
+            .0
+            .into_iter()
+            .filter(|s| {
+                object::label(s, SERVICE_NAME_LABEL) == Some(name)
+                    && object::label(s, MANAGED_BY_LABEL) == Some(CONTROLLER_NAME)
+            })
+            .collect();
+        let Some(svc) = self
+            .cache
+            .services
+            .get(&(ns.to_string(), name.to_string()))
+            .cloned()
+        else {
+            for s in existing {
+                let _ = store.delete(
+                    kinds::endpointslices(),
+                    ns,
+                    object::name(&s),
+                    &DeleteOpts::default(),
+                    Default::default(),
+                );
+            }
+            return;
+        };
+        let Some(sel) = selector(&svc) else { return };
+        let max = self.sh.config.max_endpoints_per_slice.max(1);
+        let publish_not_ready = svc
+            .pointer("/spec/publishNotReadyAddresses")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+
+        // Desired endpoints, grouped by (address type, ports).
+        let mut groups: BTreeMap<String, (String, Value, BTreeMap<String, Value>)> =
+            BTreeMap::new();
+        for pod in self.cache.pods.get(ns).into_iter().flat_map(|m| m.values()) {
+            if !sel.matches_object(pod) {
+                continue;
+            }
+            let Some(ip) = object::str_at(pod, &["status", "podIP"]).filter(|s| !s.is_empty())
+            else {
+                continue;
+            };
+            if matches!(
+                object::str_at(pod, &["status", "phase"]),
+                Some("Succeeded" | "Failed")
+            ) {
+                continue;
+            }
+            let ports = endpoint_ports(&svc, pod);
+            let address_type = if ip.contains(':') { "IPv6" } else { "IPv4" };
+            let gkey = format!("{address_type}|{ports}");
+            let entry = groups
+                .entry(gkey)
+                .or_insert_with(|| (address_type.to_string(), ports, BTreeMap::new()));
+            entry.2.insert(
+                object::name(pod).to_string(),
+                self.endpoint(pod, ip, publish_not_ready),
+            );
+        }
+
+        let labels = slice_labels(&svc);
+        let owner = json!([{
+            "apiVersion": "v1", "kind": "Service", "name": name, "uid": object::uid(&svc),
+            "controller": true, "blockOwnerDeletion": true,
+        }]);
+
+        // Planned content per existing slice (None = delete) and new slices.
+        let mut planned: Vec<(Arc<Value>, Option<SlicePlan>)> = Vec::new();
+        let mut fresh: Vec<SlicePlan> = Vec::new();
+        let mut existing = existing;
+        existing.sort_by(|a, b| object::name(a).cmp(object::name(b)));
+        for s in existing {
+            let at = s
+                .get("addressType")
+                .and_then(Value::as_str)
+                .unwrap_or("IPv4");
+            let ports = s.get("ports").cloned().unwrap_or(json!([]));
+            let gkey = format!("{at}|{ports}");
+            match groups.get_mut(&gkey) {
+                Some((_, _, wanted)) => {
+                    let kept: Vec<Value> = s
+                        .get("endpoints")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|e| {
+                            let pod = e.pointer("/targetRef/name").and_then(Value::as_str)?;
+                            wanted.remove(pod)
+                        })
+                        .take(max)
+                        .collect();
+                    planned.push((s.clone(), Some((at.to_string(), ports, kept))));
+                }
+                None => planned.push((s.clone(), None)),
+            }
+        }
+        for (_, (at, ports, wanted)) in groups {
+            let mut rest: VecDeque<Value> = wanted.into_values().collect();
+            for (s, plan) in planned.iter_mut() {
+                let _ = s;
+                if let Some((pat, pports, eps)) = plan {
+                    if *pat == at && *pports == ports {
+                        while eps.len() < max {
+                            match rest.pop_front() {
+                                Some(e) => eps.push(e),
+                                None => break,
+                            }
+                        }
+                    }
+                }
+            }
+            while !rest.is_empty() {
+                let n = rest.len().min(max);
+                fresh.push((at.clone(), ports.clone(), rest.drain(..n).collect()));
+            }
+        }
+        // Empty slices go, but a Service always keeps one (placeholder) slice.
+        for (_, plan) in planned.iter_mut() {
+            if plan.as_ref().is_some_and(|(_, _, eps)| eps.is_empty()) {
+                *plan = None;
+            }
+        }
+        let any_kept = planned.iter().any(|(_, p)| p.is_some());
+        if !any_kept && fresh.is_empty() {
+            match planned.first_mut() {
+                Some((_, plan)) => *plan = Some(("IPv4".into(), json!([]), vec![])),
+                None => fresh.push(("IPv4".into(), json!([]), vec![])),
+            }
+        }
+
+        for (s, plan) in planned {
+            let sname = object::name(&s).to_string();
+            match plan {
+                None => {
+                    let _ = store.delete(
+                        kinds::endpointslices(),
+                        ns,
+                        &sname,
+                        &DeleteOpts::default(),
+                        Default::default(),
+                    );
+                }
+                Some((at, ports, eps)) => {
+                    let labels = labels.clone();
+                    let owner = owner.clone();
+                    store.mutate(kinds::endpointslices(), ns, &sname, |o| {
+                        o["addressType"] = json!(at);
+                        o["ports"] = ports;
+                        o["endpoints"] = Value::Array(eps);
+                        let meta = object::meta_mut(o);
+                        meta.insert("labels".into(), Value::Object(labels));
+                        meta.insert("ownerReferences".into(), owner);
+                        true
+                    });
+                }
+            }
+        }
+        for (at, ports, eps) in fresh {
+            let obj = json!({
+                "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                "metadata": {"generateName": format!("{name}-"), "namespace": ns,
+                    "labels": labels, "ownerReferences": owner},
+                "addressType": at, "ports": ports, "endpoints": eps,
+            });
+            if let Err(e) = store.create(kinds::endpointslices(), ns, obj, true) {
+                tracing::warn!(service = name, error = %e, "sim: creating EndpointSlice failed");
+            }
+        }
+    }
+
+    /// One endpoint for a pod, with KEP-1672 conditions.
+    fn endpoint(&self, pod: &Value, ip: &str, publish_not_ready: bool) -> Value {
+        let terminating = object::is_terminating(pod);
+        let pod_ready = object::condition(pod, "Ready") == Some("True");
+        let mut e = json!({
+            "addresses": [ip],
+            "conditions": {
+                "ready": publish_not_ready || (pod_ready && !terminating),
+                "serving": publish_not_ready || pod_ready,
+                "terminating": terminating,
+            },
+            "targetRef": {"kind": "Pod", "namespace": object::namespace(pod),
+                "name": object::name(pod), "uid": object::uid(pod)},
+        });
+        if let Some(node) = object::str_at(pod, &["spec", "nodeName"]).filter(|n| !n.is_empty()) {
+            e["nodeName"] = json!(node);
+            if let Some(zone) = self
+                .cache
+                .nodes
+                .get(node)
+                .and_then(|n| object::label(n, ZONE_LABEL))
+            {
+                e["zone"] = json!(zone);
+            }
+        }
+        if let Some(h) = object::str_at(pod, &["spec", "hostname"]) {
+            e["hostname"] = json!(h);
+        }
+        e
+    }
+}
+
+/// A Service's selector, or `None` when it has none (slices managed by hand).
+fn selector(svc: &Value) -> Option<LabelSelector> {
+    let map = svc.pointer("/spec/selector")?.as_object()?;
+    (!map.is_empty()).then(|| LabelSelector::from_map(map))
+}
+
+fn slice_labels(svc: &Value) -> Map<String, Value> {
+    let mut labels = object::labels(svc);
+    labels.insert(SERVICE_NAME_LABEL.into(), json!(object::name(svc)));
+    labels.insert(MANAGED_BY_LABEL.into(), json!(CONTROLLER_NAME));
+    if object::str_at(svc, &["spec", "clusterIP"]) == Some("None") {
+        labels.insert("service.kubernetes.io/headless".into(), json!(""));
+    }
+    labels
+}
+
+/// The slice ports for a pod: each Service port with its `targetPort` resolved against
+/// the pod (a named port the pod lacks is left out for that pod, as upstream does).
+fn endpoint_ports(svc: &Value, pod: &Value) -> Value {
+    let mut out = Vec::new();
+    for p in svc
+        .pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let protocol = p.get("protocol").and_then(Value::as_str).unwrap_or("TCP");
+        let target = p.get("targetPort").or_else(|| p.get("port"));
+        let number = match target {
+            Some(Value::Number(n)) => n.as_i64(),
+            Some(Value::String(s)) => match s.parse::<i64>() {
+                Ok(n) => Some(n),
+                Err(_) => named_port(pod, s, protocol),
+            },
+            _ => None,
+        };
+        let Some(number) = number else { continue };
+        let mut port = json!({
+            "name": p.get("name").and_then(Value::as_str).unwrap_or(""),
+            "port": number, "protocol": protocol,
+        });
+        if let Some(ap) = p.get("appProtocol") {
+            port["appProtocol"] = ap.clone();
+        }
+        out.push(port);
+    }
+    Value::Array(out)
+}
+
+fn named_port(pod: &Value, name: &str, protocol: &str) -> Option<i64> {
+    pod.pointer("/spec/containers")?
+        .as_array()?
+        .iter()
+        .flat_map(|c| {
+            c.get("ports")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+        })
+        .find(|p| {
+            p.get("name").and_then(Value::as_str) == Some(name)
+                && p.get("protocol").and_then(Value::as_str).unwrap_or("TCP") == protocol
+        })?
+        .get("containerPort")?
+        .as_i64()
+}

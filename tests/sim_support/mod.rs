@@ -1,0 +1,87 @@
+//! Shared helpers for the simulator tests: a fast configuration, raw HTTP calls through
+//! the kube client, and waiting for a condition on simulator events with a timeout.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use axum::http::Request;
+use http_body_util::BodyExt;
+use origin_discovery::sim::{Sim, SimConfig, SimEvent};
+use serde_json::Value;
+use tokio::sync::broadcast;
+
+/// Upper bound for any single wait in the tests.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// Small delays so the whole suite stays fast.
+pub fn fast_config() -> SimConfig {
+    SimConfig {
+        pod_startup_delay: Duration::from_millis(50),
+        lease_renew_interval: Duration::from_millis(100),
+        node_monitor_grace: Duration::from_millis(400),
+        bookmark_interval: Duration::from_millis(200),
+        default_grace_period: Duration::from_secs(1),
+        ..SimConfig::default()
+    }
+}
+
+/// Starts a simulator with [`fast_config`].
+pub async fn start() -> Sim {
+    Sim::start(fast_config()).await.expect("sim starts")
+}
+
+/// Waits until `check` holds, re-checking after every committed change (and at least
+/// every 50 ms for time-based conditions), failing the test after [`WAIT`].
+pub async fn until<F: FnMut() -> bool>(
+    rx: &mut broadcast::Receiver<SimEvent>,
+    what: &str,
+    mut check: F,
+) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if check() {
+            return;
+        }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            panic!("timed out waiting for {what}");
+        }
+        let _ = tokio::time::timeout(left.min(Duration::from_millis(50)), rx.recv()).await;
+    }
+}
+
+/// A raw HTTP exchange with the simulator: status code and parsed JSON body (or
+/// `Value::String` for non-JSON bodies).
+pub async fn raw(
+    client: &kube::Client,
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: Vec<u8>,
+) -> (u16, Value) {
+    let mut req = Request::builder().method(method).uri(path);
+    if let Some(ct) = content_type {
+        req = req.header("content-type", ct);
+    }
+    let req = req
+        .body(kube::client::Body::from(body))
+        .expect("request builds");
+    let resp = tokio::time::timeout(WAIT, client.send(req))
+        .await
+        .expect("response in time")
+        .expect("response");
+    let code = resp.status().as_u16();
+    let bytes = tokio::time::timeout(WAIT, resp.into_body().collect())
+        .await
+        .expect("body in time")
+        .expect("body")
+        .to_bytes();
+    let v = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    (code, v)
+}
+
+/// GET as JSON.
+pub async fn get(client: &kube::Client, path: &str) -> (u16, Value) {
+    raw(client, "GET", path, None, vec![]).await
+}
