@@ -127,16 +127,11 @@ pub async fn start(settings: Settings, client: Client) -> anyhow::Result<Running
             }
         });
     }
-    let (c, stale_after) = (controller.clone(), args.stale_after);
-    tasks.spawn(async move {
-        let mut tick = tokio::time::interval(
-            (stale_after / 4).clamp(Duration::from_millis(50), Duration::from_secs(1)),
-        );
-        loop {
-            tick.tick().await;
-            c.refresh_stale(stale_after);
-        }
-    });
+    tasks.spawn(staleness(
+        controller.clone(),
+        client.clone(),
+        args.stale_after,
+    ));
 
     let sessions = TaskTracker::new();
     let state = ApiState {
@@ -220,6 +215,30 @@ fn ended_error(ended: Option<Result<anyhow::Result<()>, tokio::task::JoinError>>
         Some(Ok(Err(e))) => e,
         Some(Err(e)) => anyhow::anyhow!("a task panicked: {e}"),
         _ => anyhow::anyhow!("a critical task ended"),
+    }
+}
+
+/// Flags pools stale while the apiserver is unreachable. A watch that failed reports
+/// nothing when it reconnects (idle watches carry no events, and bookmarks are not
+/// surfaced), so while any source is failing this probes `/version` to notice recovery.
+async fn staleness(
+    controller: Arc<Controller>,
+    client: Client,
+    stale_after: Duration,
+) -> anyhow::Result<()> {
+    let period = (stale_after / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if controller.any_failing() {
+            let probe =
+                tokio::time::timeout(Duration::from_secs(2), client.apiserver_version()).await;
+            if matches!(probe, Ok(Ok(_))) {
+                controller.apiserver_reachable();
+            }
+        }
+        controller.refresh_stale(stale_after);
     }
 }
 

@@ -122,6 +122,23 @@ impl Controller {
         self.hub.set_synced(ready);
     }
 
+    /// Whether any source's watch is currently failing.
+    pub fn any_failing(&self) -> bool {
+        let sources = self.sources.lock().expect("sources lock poisoned");
+        sources
+            .iter()
+            .any(|s| s.failing_for(Instant::now()) > Duration::ZERO)
+    }
+
+    /// The apiserver answered again: the sources' watches reconnect on their own (and
+    /// report no event until something changes), so clear their failure marks.
+    pub fn apiserver_reachable(&self) {
+        let sources = self.sources.lock().expect("sources lock poisoned");
+        for s in sources.iter() {
+            s.ok();
+        }
+    }
+
     /// Re-evaluates staleness: some source failing for longer than `stale_after`.
     pub fn refresh_stale(&self, stale_after: Duration) {
         let now = Instant::now();

@@ -36,11 +36,21 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         .with_context(|| format!("writing the kubeconfig to {}", kubeconfig.display()))?;
     let client = client_from(&kubeconfig).await?;
     let running = app::start(
-        Settings { listen: args.listen, admin_listen: args.admin_listen, controller: args.controller.clone() },
+        Settings {
+            listen: args.listen,
+            admin_listen: args.admin_listen,
+            controller: args.controller.clone(),
+        },
         client,
     )
     .await?;
-    print_banner(&sim, running.api_addr, running.admin_addr, &kubeconfig, &args);
+    print_banner(
+        &sim,
+        running.api_addr,
+        running.admin_addr,
+        &kubeconfig,
+        &args,
+    );
     if let Some(interval) = args.chaos {
         let sim = sim.clone();
         tokio::spawn(chaos(sim, interval));
@@ -58,14 +68,21 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
 
 /// Builds a kube client from a kubeconfig file, the same way `run --kubeconfig` does.
 async fn client_from(path: &PathBuf) -> anyhow::Result<kube::Client> {
-    let kc = kube::config::Kubeconfig::read_from(path).context("reading the simulator kubeconfig")?;
+    let kc =
+        kube::config::Kubeconfig::read_from(path).context("reading the simulator kubeconfig")?;
     let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
         .await
         .context("loading the simulator kubeconfig")?;
     kube::Client::try_from(config).context("creating the Kubernetes client")
 }
 
-fn print_banner(sim: &Sim, api: std::net::SocketAddr, admin: std::net::SocketAddr, kubeconfig: &std::path::Path, args: &DevArgs) {
+fn print_banner(
+    sim: &Sim,
+    api: std::net::SocketAddr,
+    admin: std::net::SocketAddr,
+    kubeconfig: &std::path::Path,
+    args: &DevArgs,
+) {
     let kc = kubeconfig.display();
     println!("origin-discovery dev: controller on an embedded simulated cluster");
     println!("  API:         http://{api}");
@@ -98,9 +115,21 @@ async fn chaos(sim: Sim, interval: Duration) {
             .list::<Pod>(Some(DEMO_NAMESPACE))
             .into_iter()
             .filter(|p| p.metadata.deletion_timestamp.is_none())
-            .filter(|p| p.metadata.labels.as_ref().and_then(|l| l.get(DEMO_SELECTOR.0)).map(String::as_str) == Some(DEMO_SELECTOR.1))
+            .filter(|p| {
+                p.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(DEMO_SELECTOR.0))
+                    .map(String::as_str)
+                    == Some(DEMO_SELECTOR.1)
+            })
             .collect();
-        let Some(victim) = pods.choose(&mut rand::rng()).and_then(|p| p.metadata.name.clone()) else { continue };
+        let Some(victim) = pods
+            .choose(&mut rand::rng())
+            .and_then(|p| p.metadata.name.clone())
+        else {
+            continue;
+        };
         let crash = rand::rng().random_bool(0.5);
         let result = if crash {
             sim.crash_pod(DEMO_NAMESPACE, &victim).map(|()| {
@@ -126,7 +155,9 @@ async fn chaos(sim: Sim, interval: Duration) {
         }))
         .expect("static pod JSON is valid");
         match sim.create(&pod) {
-            Ok(_) => tracing::info!(killed = %victim, how = if crash { "crash" } else { "graceful delete" }, %replacement, "chaos"),
+            Ok(_) => {
+                tracing::info!(killed = %victim, how = if crash { "crash" } else { "graceful delete" }, %replacement, "chaos")
+            }
             Err(e) => tracing::warn!(error = %e, "chaos could not start a replacement"),
         }
     }
@@ -135,5 +166,7 @@ async fn chaos(sim: Sim, interval: Duration) {
 fn random_suffix() -> String {
     const CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut rng = rand::rng();
-    (0..5).map(|_| *CHARS.choose(&mut rng).expect("non-empty") as char).collect()
+    (0..5)
+        .map(|_| *CHARS.choose(&mut rng).expect("non-empty") as char)
+        .collect()
 }

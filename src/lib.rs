@@ -16,6 +16,7 @@ pub mod client;
 pub mod config;
 pub mod controller;
 pub mod convert;
+pub mod dev;
 pub mod hub;
 pub mod index;
 pub mod messages;

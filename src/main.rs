@@ -35,7 +35,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Run(args) => run(args).await,
-            Command::Dev(_args) => anyhow::bail!("dev mode is not wired yet"),
+            Command::Dev(args) => origin_discovery::dev::run(args).await,
             Command::RbacRules(_) => unreachable!("handled above"),
         }
     });

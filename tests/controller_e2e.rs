@@ -1,0 +1,531 @@
+//! End-to-end behaviour of the controller against the simulated cluster: real HTTP watch
+//! streams, real kube client, real WebSocket subscribers.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use origin_discovery::messages::ServerMessage;
+use origin_discovery::model::{OriginState, PoolId};
+use origin_discovery::sim::EventType;
+use serde_json::json;
+use support::*;
+
+fn pod(name: &str, labels: serde_json::Value, annotations: serde_json::Value) -> Pod {
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "namespace": "demo", "labels": labels, "annotations": annotations},
+        "spec": {"containers": [{"name": "origin", "image": "origin:sim", "ports": [{"name": "ws", "containerPort": 5080}]}]}
+    }))
+    .unwrap()
+}
+
+fn service(name: &str, labels: serde_json::Value, selector: Option<serde_json::Value>) -> Service {
+    let mut spec = json!({"ports": [{"name": "ws", "port": 5080, "targetPort": "ws"}]});
+    if let Some(sel) = selector {
+        spec["selector"] = sel;
+    }
+    serde_json::from_value(
+        json!({"metadata": {"name": name, "namespace": "demo", "labels": labels}, "spec": spec}),
+    )
+    .unwrap()
+}
+
+fn is_slice_of(ev: &origin_discovery::sim::SimEvent, svc: &str) -> bool {
+    ev.resource == "endpointslices"
+        && ev.object["metadata"]["labels"]["kubernetes.io/service-name"].as_str() == Some(svc)
+}
+
+/// Reads messages until a delta arrives; fails on anything but heartbeats in between.
+async fn next_delta(w: &mut origin_discovery::client::Watch) -> (ServerMessage, Instant) {
+    loop {
+        match w.next_within(WAIT).await.expect("message").expect("open") {
+            ServerMessage::Heartbeat { .. } => continue,
+            m @ ServerMessage::Delta { .. } => return (m, Instant::now()),
+            other => panic!("expected a delta, got {other:?}"),
+        }
+    }
+}
+
+/// Ping/pong as a barrier: every message the server sent before the pong is read first.
+/// Returns the messages seen before the pong (heartbeats excluded).
+async fn drain_until_pong(w: &mut origin_discovery::client::Watch) -> Vec<ServerMessage> {
+    w.send_text(r#"{"type":"ping"}"#.into()).await.unwrap();
+    let mut seen = vec![];
+    loop {
+        match w.next_within(WAIT).await.expect("message").expect("open") {
+            ServerMessage::Pong { .. } => return seen,
+            ServerMessage::Heartbeat { .. } => {}
+            other => seen.push(other),
+        }
+    }
+}
+
+#[tokio::test]
+async fn seeded_pool_lists_three_ready_origins() {
+    let stack = start(Duration::ZERO, &[]).await;
+    eventually("three ready origins", || async {
+        let s = stack.snapshot(&demo()).await;
+        s["origins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|o| o["state"] == "ready")
+            .count()
+            == 3
+    })
+    .await;
+    let s = stack.snapshot(&demo()).await;
+    assert_eq!(s["origins"][0]["zone"], "zone-a");
+    assert_eq!(s["origins"][0]["port"], 5080);
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn graceful_delete_marks_origin_draining_before_slice_update() {
+    let stack = start(Duration::from_secs(1), &[]).await;
+    let mut w = stack.watch(&demo()).await;
+    w.wait_for(WAIT, |s| {
+        s.origins
+            .values()
+            .filter(|o| o.state == OriginState::Ready)
+            .count()
+            == 3
+    })
+    .await
+    .unwrap();
+    let mut events = stack.sim.subscribe();
+    stack
+        .sim
+        .delete_pod("demo", "origin-1", Some(Duration::from_secs(30)))
+        .unwrap();
+    let pod_event = sim_event(&mut events, "pod deletionTimestamp", |e| {
+        e.resource == "pods" && e.name == "origin-1"
+    })
+    .await;
+    let (delta, got) = next_delta(&mut w).await;
+    let ServerMessage::Delta { upsert, .. } = delta else {
+        unreachable!()
+    };
+    assert_eq!(upsert.len(), 1);
+    assert_eq!(upsert[0].id, "origin-1");
+    assert_eq!(upsert[0].state, OriginState::Draining);
+    let latency = got.duration_since(pod_event.at);
+    let slice_event = sim_event(&mut events, "slice update", |e| is_slice_of(e, "origin")).await;
+    assert!(
+        got < slice_event.at,
+        "draining must be pushed before the EndpointSlice changes"
+    );
+    println!(
+        "pod event → draining pushed: {latency:?}; slice updated {:?} after the pod event",
+        slice_event.at - pod_event.at
+    );
+    assert!(latency < Duration::from_millis(500), "{latency:?}");
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn crash_removes_origin_before_slice_update() {
+    let stack = start(Duration::from_secs(1), &[]).await;
+    let mut w = stack.watch(&demo()).await;
+    w.wait_for(WAIT, |s| s.origins.len() == 3).await.unwrap();
+    let mut events = stack.sim.subscribe();
+    stack.sim.crash_pod("demo", "origin-2").unwrap();
+    let pod_event = sim_event(&mut events, "pod crash", |e| {
+        e.resource == "pods" && e.name == "origin-2"
+    })
+    .await;
+    let (delta, got) = next_delta(&mut w).await;
+    assert!(
+        matches!(&delta, ServerMessage::Delta { remove, .. } if remove == &vec!["origin-2".to_string()]),
+        "{delta:?}"
+    );
+    let slice_event = sim_event(&mut events, "slice update", |e| is_slice_of(e, "origin")).await;
+    assert!(got < slice_event.at);
+    println!(
+        "pod crash → removal pushed: {:?}",
+        got.duration_since(pod_event.at)
+    );
+    // The slice catching up publishes nothing new, and the signal lead was measured.
+    assert!(drain_until_pong(&mut w).await.is_empty());
+    eventually("signal lead recorded", || async {
+        metric(
+            &stack.metrics().await,
+            "origin_discovery_signal_lead_seconds_count",
+            &[],
+        ) >= 1.0
+    })
+    .await;
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn recovered_pod_is_readded_only_once_its_slice_endpoint_is_ready() {
+    let stack = start(Duration::from_millis(500), &[]).await;
+    let mut w = stack.watch(&demo()).await;
+    w.wait_for(WAIT, |s| s.origins.len() == 3).await.unwrap();
+    let mut events = stack.sim.subscribe();
+    stack.sim.crash_pod("demo", "origin-0").unwrap();
+    w.wait_for(WAIT, |s| !s.origins.contains_key("origin-0"))
+        .await
+        .unwrap();
+    sim_event(&mut events, "the slice marks origin-0 not ready", |e| {
+        is_slice_of(e, "origin")
+            && e.object["endpoints"].as_array().unwrap().iter().any(|ep| {
+                ep["targetRef"]["name"] == "origin-0" && ep["conditions"]["ready"] == false
+            })
+    })
+    .await;
+    stack.sim.recover_pod("demo", "origin-0").unwrap();
+    let (delta, got) = next_delta(&mut w).await;
+    assert!(
+        matches!(&delta, ServerMessage::Delta { upsert, .. } if upsert[0].id == "origin-0" && upsert[0].state == OriginState::Ready)
+    );
+    // The slice must have said ready before we re-added it.
+    let mut slice_ready_at = None;
+    while let Ok(ev) = events.try_recv() {
+        if is_slice_of(&ev, "origin") {
+            let ready =
+                ev.object["endpoints"].as_array().unwrap().iter().any(|e| {
+                    e["targetRef"]["name"] == "origin-0" && e["conditions"]["ready"] == true
+                });
+            if ready && slice_ready_at.is_none() {
+                slice_ready_at = Some(ev.at);
+            }
+        }
+    }
+    let slice_ready_at = slice_ready_at.expect("the slice said ready before the re-add");
+    assert!(slice_ready_at <= got);
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn all_slices_of_a_service_with_more_than_100_endpoints_are_merged() {
+    let stack = start(Duration::ZERO, &[]).await;
+    stack
+        .sim
+        .create(&service(
+            "big",
+            json!({"origin-discovery.io/enabled": "true"}),
+            Some(json!({"app": "big"})),
+        ))
+        .unwrap();
+    for i in 0..150 {
+        stack
+            .sim
+            .create(&pod(&format!("big-{i}"), json!({"app": "big"}), json!({})))
+            .unwrap();
+    }
+    let big = PoolId::new("demo", "big");
+    eventually("150 ready origins", || async {
+        let (status, s) = stack.get("/v1/pools/demo/big").await;
+        status == 200
+            && s["origins"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|o| o["state"] == "ready")
+                .count()
+                == 150
+    })
+    .await;
+    let slices = stack.sim.list::<EndpointSlice>(Some("demo"));
+    let big_slices = slices
+        .iter()
+        .filter(|s| s.metadata.labels.as_ref().unwrap()["kubernetes.io/service-name"] == "big")
+        .count();
+    assert!(
+        big_slices >= 2,
+        "the simulator split the Service into {big_slices} slices"
+    );
+    let _ = big;
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn relist_and_watch_restarts_with_unchanged_objects_publish_nothing() {
+    let stack = start(Duration::ZERO, &[]).await;
+    let mut w = stack.watch(&demo()).await;
+    w.wait_for(WAIT, |s| s.origins.len() == 3).await.unwrap();
+    let revision = w.state.revision;
+    let restarts = |m: &str| metric(m, "origin_discovery_watch_restarts_total", &[]);
+    let before = restarts(&stack.metrics().await);
+    // Dropped watches resume from their resourceVersion; the one that gets 410 Gone relists.
+    for n in 1..=3 {
+        stack.sim.faults().gone_next_watch();
+        stack.sim.faults().drop_watches();
+        eventually("a relist", || async {
+            restarts(&stack.metrics().await) >= before + n as f64
+        })
+        .await;
+    }
+    // And a plain dropped watch (resumed without a relist) publishes nothing either.
+    stack.sim.faults().drop_watches();
+    eventually("watches resumed", || async {
+        stack.get("/v1/pools").await.0 == 200
+    })
+    .await;
+    assert_eq!(
+        drain_until_pong(&mut w).await,
+        vec![],
+        "a relist must not flap origins"
+    );
+    assert_eq!(w.state.revision, revision);
+    assert_eq!(stack.snapshot(&demo()).await["revision"], revision);
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn unlabelled_or_deleted_service_removes_the_pool_and_a_new_labelled_one_appears() {
+    let stack = start(Duration::ZERO, &[]).await;
+    stack
+        .sim
+        .create(&service(
+            "extra",
+            json!({"origin-discovery.io/enabled": "true"}),
+            Some(json!({"app": "origin"})),
+        ))
+        .unwrap();
+    let extra = PoolId::new("demo", "extra");
+    eventually("new pool listed", || async {
+        stack.get("/v1/pools/demo/extra").await.0 == 200
+    })
+    .await;
+    let mut w = stack.watch(&extra).await;
+    // Unlabel it.
+    let mut svc: Service = stack.sim.get(Some("demo"), "extra").unwrap();
+    svc.metadata.labels = None;
+    stack.sim.replace(&svc).unwrap();
+    loop {
+        match w.next_within(WAIT).await.unwrap() {
+            Ok(ServerMessage::Removed { .. }) => break,
+            Ok(_) => continue,
+            Err(closed) => panic!("closed before the removed message: {closed:?}"),
+        }
+    }
+    let closed = w.next_within(WAIT).await.unwrap().unwrap_err();
+    assert_eq!(closed.code, Some(1000));
+    assert_eq!(stack.get("/v1/pools/demo/extra").await.0, 404);
+    // Deleting the labelled demo Service removes that pool too.
+    stack.sim.delete::<Service>(Some("demo"), "origin").unwrap();
+    eventually("demo pool gone", || async {
+        stack.get("/v1/pools/demo/origin").await.0 == 404
+    })
+    .await;
+    let (_, pools) = stack.get("/v1/pools").await;
+    assert_eq!(pools["pools"], json!([]));
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn explicit_service_flag_makes_an_unlabelled_service_a_pool() {
+    let sim = origin_discovery::sim::Sim::start(sim_config(Duration::ZERO))
+        .await
+        .unwrap();
+    sim.seed_demo().unwrap();
+    sim.create(&service("plain", json!({}), Some(json!({"app": "origin"}))))
+        .unwrap();
+    let stack = start_on(sim, &["--service", "demo/plain"]).await;
+    eventually("explicit pool listed", || async {
+        let (s, b) = stack.get("/v1/pools/demo/plain").await;
+        s == 200 && b["origins"].as_array().unwrap().len() == 3
+    })
+    .await;
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn apiserver_down_keeps_the_list_marks_it_stale_and_recovers_without_spurious_deltas() {
+    let stack = start(Duration::ZERO, &["--stale-after", "300ms"]).await;
+    let mut w = stack.watch(&demo()).await;
+    w.wait_for(WAIT, |s| s.origins.len() == 3).await.unwrap();
+    let revision = w.state.revision;
+    stack.sim.stop().await;
+    w.wait_for(WAIT, |s| s.stale).await.unwrap();
+    let snap = stack.snapshot(&demo()).await;
+    assert_eq!(snap["stale"], true);
+    assert_eq!(
+        snap["origins"].as_array().unwrap().len(),
+        3,
+        "never empty a pool because the control plane is down"
+    );
+    assert_eq!(
+        metric(&stack.metrics().await, "origin_discovery_stale", &[]),
+        1.0
+    );
+    stack.sim.restart().await.unwrap();
+    w.wait_for(WAIT, |s| !s.stale).await.unwrap();
+    assert_eq!(stack.snapshot(&demo()).await["stale"], false);
+    assert_eq!(drain_until_pong(&mut w).await, vec![]);
+    assert_eq!(w.state.revision, revision, "no spurious deltas");
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn endpoints_without_target_ref_are_keyed_ip_port_and_ipv6_works() {
+    let stack = start(Duration::ZERO, &[]).await;
+    let mut svc = service(
+        "manual",
+        json!({"origin-discovery.io/enabled": "true"}),
+        None,
+    );
+    svc.metadata.annotations = Some(
+        [(
+            "origin-discovery.io/url-template".to_string(),
+            "ws://[{ip}]:{port}/live".to_string(),
+        )]
+        .into(),
+    );
+    stack.sim.create(&svc).unwrap();
+    let slice: EndpointSlice = serde_json::from_value(json!({
+        "metadata": {"name": "manual-1", "namespace": "demo", "labels": {"kubernetes.io/service-name": "manual"}},
+        "addressType": "IPv6",
+        "ports": [{"name": "ws", "port": 5080, "protocol": "TCP"}],
+        "endpoints": [
+            {"addresses": ["fd00::10"], "conditions": {"ready": true}},
+            {"addresses": ["fd00::11"], "conditions": {"ready": false, "serving": true, "terminating": true}}
+        ]
+    }))
+    .unwrap();
+    stack.sim.create(&slice).unwrap();
+    eventually("manual pool with two origins", || async {
+        let (s, b) = stack.get("/v1/pools/demo/manual").await;
+        s == 200 && b["origins"].as_array().unwrap().len() == 2
+    })
+    .await;
+    let b = stack.snapshot(&PoolId::new("demo", "manual")).await;
+    assert_eq!(b["origins"][0]["id"], "[fd00::10]:5080");
+    assert_eq!(b["origins"][0]["ip"], "fd00::10");
+    assert_eq!(b["origins"][0]["url"], "ws://[fd00::10]:5080/live");
+    assert_eq!(b["origins"][1]["id"], "[fd00::11]:5080");
+    assert_eq!(b["origins"][1]["state"], "draining");
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn pod_url_annotation_is_used_and_a_malformed_one_is_ignored_but_listed() {
+    let stack = start(Duration::ZERO, &[]).await;
+    stack
+        .sim
+        .create(&pod(
+            "good",
+            json!({"app": "origin"}),
+            json!({"origin-discovery.io/url": "wss://203.0.113.7:5443/LiveApp/websocket"}),
+        ))
+        .unwrap();
+    stack
+        .sim
+        .create(&pod(
+            "bad",
+            json!({"app": "origin"}),
+            json!({"origin-discovery.io/url": "::not a url::"}),
+        ))
+        .unwrap();
+    eventually("five origins", || async {
+        stack.snapshot(&demo()).await["origins"]
+            .as_array()
+            .unwrap()
+            .len()
+            == 5
+    })
+    .await;
+    let s = stack.snapshot(&demo()).await;
+    let find = |id: &str| {
+        s["origins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["id"] == id)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(
+        find("good")["url"],
+        "wss://203.0.113.7:5443/LiveApp/websocket"
+    );
+    assert_eq!(find("bad")["state"], "ready");
+    assert!(find("bad").get("url").is_none());
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn dead_node_removes_its_origins_before_kubernetes_marks_it() {
+    let stack = start(
+        Duration::ZERO,
+        &["--node-signals", "--node-lease-grace", "500ms"],
+    )
+    .await;
+    let mut w = stack.watch(&demo()).await;
+    w.wait_for(WAIT, |s| s.origins.len() == 3).await.unwrap();
+    let mut events = stack.sim.subscribe();
+    let killed = Instant::now();
+    stack.sim.kill_node("node-b").unwrap();
+    w.wait_for(WAIT, |s| !s.origins.contains_key("origin-1"))
+        .await
+        .unwrap();
+    let removed_after = killed.elapsed();
+    // The simulator marks the node Unknown only after its 5 s monitor grace.
+    let unknown = sim_event(&mut events, "node marked not ready", |e| {
+        e.resource == "nodes" && e.name == "node-b" && e.event_type == EventType::Modified
+    })
+    .await;
+    assert!(
+        unknown.at.duration_since(killed) > removed_after,
+        "lease expiry must beat the node lifecycle controller"
+    );
+    println!(
+        "node death → origin removed after {removed_after:?} (node NotReady after {:?})",
+        unknown.at.duration_since(killed)
+    );
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn readiness_and_api_wait_for_the_first_full_sync() {
+    let sim = origin_discovery::sim::Sim::start(sim_config(Duration::ZERO))
+        .await
+        .unwrap();
+    sim.seed_demo().unwrap();
+    sim.stop().await;
+    let settings = origin_discovery::app::Settings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        admin_listen: "127.0.0.1:0".parse().unwrap(),
+        controller: controller_args(&[]),
+    };
+    let running = origin_discovery::app::start(settings, sim.client().await)
+        .await
+        .unwrap();
+    let http = reqwest_lite::Client;
+    let (status, _) = http
+        .get(&format!("http://{}/readyz", running.admin_addr))
+        .await
+        .unwrap();
+    assert_eq!(status, 503);
+    let (status, body) = http
+        .get(&format!("http://{}/v1/pools", running.api_addr))
+        .await
+        .unwrap();
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("not_synced"))
+    );
+    assert_eq!(
+        http.get(&format!("http://{}/healthz", running.admin_addr))
+            .await
+            .unwrap()
+            .0,
+        200
+    );
+    sim.restart().await.unwrap();
+    eventually("ready after the apiserver is back", || async {
+        http.get(&format!("http://{}/readyz", running.admin_addr))
+            .await
+            .map(|r| r.0 == 200)
+            .unwrap_or(false)
+    })
+    .await;
+    running.shutdown.cancel();
+    running.wait().await.unwrap();
+    sim.shutdown().await;
+}
