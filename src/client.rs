@@ -140,10 +140,15 @@ impl Watch {
     /// Connects to `url` (see [`watch_url`]).
     pub async fn connect(url: &str) -> Result<Self> {
         let (ws, _) = tokio_tungstenite::connect_async(url).await?;
-        Ok(Self {
+        Ok(Self::from_stream(ws))
+    }
+
+    /// Wraps an already upgraded WebSocket.
+    pub fn from_stream(ws: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Self {
+        Self {
             ws,
             state: PoolState::default(),
-        })
+        }
     }
 
     /// The next message, applied to [`Watch::state`]; `Ok(Err(closed))` once the server

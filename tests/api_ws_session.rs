@@ -227,3 +227,57 @@ async fn client_going_away_ends_the_session() {
     drop(h.input);
     assert_eq!(h.task.await.unwrap(), SessionEnd::ClientGone);
 }
+
+/// A socket whose send buffer never drains.
+struct Stuck;
+
+impl futures::Sink<Message> for Stuck {
+    type Error = Infallible;
+    fn poll_ready(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Infallible>> {
+        std::task::Poll::Pending
+    }
+    fn start_send(self: std::pin::Pin<&mut Self>, _: Message) -> Result<(), Infallible> {
+        Ok(())
+    }
+    fn poll_flush(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Infallible>> {
+        std::task::Poll::Pending
+    }
+    fn poll_close(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Infallible>> {
+        std::task::Poll::Pending
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn subscriber_that_never_reads_is_disconnected_after_the_write_timeout_and_never_delays_others() {
+    let hub = Arc::new(Hub::new("e1", 64));
+    hub.apply(PoolChange::Added { pool: pool(), revision: 1, origins: vec![origin("a")] });
+    let ctx = SessionContext { heartbeat: Duration::from_secs(5), shutdown: CancellationToken::new(), metrics: Metrics::new() };
+    let stuck_sub = Subscription::new(hub.pool(&pool()).unwrap(), None);
+    let (_keep_open, stuck_in) = mpsc::channel::<Result<Message, Infallible>>(1);
+    let stuck_ctx = ctx.clone();
+    let stuck = tokio::spawn(async move {
+        let mut sink = Stuck;
+        let mut stream = stuck_in;
+        session(&mut sink, &mut stream, stuck_sub, stuck_ctx).await
+    });
+    // A healthy subscriber on the same pool.
+    let (out_tx, mut out) = mpsc::channel(1024);
+    let (_input, in_rx) = mpsc::channel::<Result<Message, Infallible>>(1);
+    let fast_sub = Subscription::new(hub.pool(&pool()).unwrap(), None);
+    tokio::spawn(async move {
+        let mut sink = out_tx;
+        let mut stream = in_rx;
+        session(&mut sink, &mut stream, fast_sub, ctx).await
+    });
+    out.next().await.unwrap(); // snapshot
+    for r in 2..=200 {
+        push(&hub, r);
+        match out.next().await.unwrap() {
+            Message::Text(t) => assert!(t.contains(&format!("\"revision\":{r}"))),
+            other => panic!("{other:?}"),
+        }
+    }
+    let started = tokio::time::Instant::now();
+    assert_eq!(stuck.await.unwrap(), SessionEnd::WriteFailed);
+    assert!(started.elapsed() <= origin_discovery::api::WRITE_TIMEOUT);
+}

@@ -24,7 +24,11 @@ pub const MAX_KEY: usize = 1024;
 
 /// `GET /v1/pools`.
 pub async fn list(State(state): State<ApiState>) -> Response {
-    Json(serde_json::json!({ "pools": state.hub.summaries() })).into_response()
+    #[derive(serde::Serialize)]
+    struct Pools {
+        pools: Vec<crate::hub::PoolSummary>,
+    }
+    Json(Pools { pools: state.hub.summaries() }).into_response()
 }
 
 fn channel(state: &ApiState, ns: &str, svc: &str) -> Result<Arc<PoolChannel>> {

@@ -15,6 +15,8 @@ pub struct Pods {
     /// Pods whose URL annotation was reported malformed, with the reported value, so the
     /// error is logged once per bad value rather than on every event.
     reported: HashMap<(String, String), String>,
+    /// How many malformed-URL warnings were logged (for tests and diagnostics).
+    pub warnings: u64,
 }
 
 fn key(pod: &Pod) -> Option<(String, String)> {
@@ -41,6 +43,7 @@ impl Source for Pods {
                     tracing::warn!(pod = %format!("{}/{}", k.0, k.1), error = %err,
                         "ignoring malformed origin URL annotation; using the Service's url-template");
                     self.reported.insert(k, err);
+                    self.warnings += 1;
                 }
             }
             None => {
@@ -60,5 +63,36 @@ impl Source for Pods {
     fn reset(&mut self, index: &mut Index, keep: &HashSet<(String, String)>, stamp: Stamp) {
         self.reported.retain(|k, _| keep.contains(k));
         index.reset_pods(keep, stamp);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::index::IndexConfig;
+
+    fn pod(url: &str, generation: u32) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"namespace": "demo", "name": "p", "annotations": {convert::URL_ANNOTATION: url},
+                "labels": {"generation": generation.to_string()}},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn malformed_url_is_logged_once_per_bad_value_not_per_event() {
+        let mut index = Index::new(IndexConfig { epoch: "e".into(), node_lease_grace: Duration::from_secs(1) });
+        let mut pods = Pods::default();
+        for generation in 0..5 {
+            pods.apply(&mut index, pod("not a url", generation), Stamp::now());
+        }
+        assert_eq!(pods.warnings, 1);
+        pods.apply(&mut index, pod("also bad", 0), Stamp::now());
+        assert_eq!(pods.warnings, 2);
+        pods.apply(&mut index, pod("wss://ok.example.com/", 0), Stamp::now());
+        pods.apply(&mut index, pod("also bad", 0), Stamp::now());
+        assert_eq!(pods.warnings, 3, "a fixed then broken-again annotation is reported again");
     }
 }
