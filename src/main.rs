@@ -8,7 +8,23 @@ use origin_discovery::config::{Cli, Command, ControllerArgs, LogFormat, RunArgs}
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if e.use_stderr() => {
+            // One clear line, no usage dump: the first line of clap's message.
+            let text = e.render().to_string();
+            eprintln!(
+                "{}",
+                text.lines().next().unwrap_or("error: invalid arguments")
+            );
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            // --help / --version
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+    };
     let controller = match &cli.command {
         Command::Run(a) => &a.controller,
         Command::Dev(a) => &a.controller,

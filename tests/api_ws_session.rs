@@ -233,25 +233,43 @@ struct Stuck;
 
 impl futures::Sink<Message> for Stuck {
     type Error = Infallible;
-    fn poll_ready(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Infallible>> {
+    fn poll_ready(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
         std::task::Poll::Pending
     }
     fn start_send(self: std::pin::Pin<&mut Self>, _: Message) -> Result<(), Infallible> {
         Ok(())
     }
-    fn poll_flush(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Infallible>> {
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
         std::task::Poll::Pending
     }
-    fn poll_close(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Infallible>> {
+    fn poll_close(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
         std::task::Poll::Pending
     }
 }
 
 #[tokio::test(start_paused = true)]
-async fn subscriber_that_never_reads_is_disconnected_after_the_write_timeout_and_never_delays_others() {
+async fn subscriber_that_never_reads_is_disconnected_after_the_write_timeout_and_never_delays_others(
+) {
     let hub = Arc::new(Hub::new("e1", 64));
-    hub.apply(PoolChange::Added { pool: pool(), revision: 1, origins: vec![origin("a")] });
-    let ctx = SessionContext { heartbeat: Duration::from_secs(5), shutdown: CancellationToken::new(), metrics: Metrics::new() };
+    hub.apply(PoolChange::Added {
+        pool: pool(),
+        revision: 1,
+        origins: vec![origin("a")],
+    });
+    let ctx = SessionContext {
+        heartbeat: Duration::from_secs(5),
+        shutdown: CancellationToken::new(),
+        metrics: Metrics::new(),
+    };
     let stuck_sub = Subscription::new(hub.pool(&pool()).unwrap(), None);
     let (_keep_open, stuck_in) = mpsc::channel::<Result<Message, Infallible>>(1);
     let stuck_ctx = ctx.clone();

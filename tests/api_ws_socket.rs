@@ -15,7 +15,9 @@ use tokio_tungstenite::tungstenite::{self, Message};
 
 async fn crash_and_wait(stack: &Stack, w: &mut Watch, pod: &str) {
     stack.sim.crash_pod("demo", pod).unwrap();
-    w.wait_for(WAIT, |s| !s.origins.contains_key(pod)).await.unwrap();
+    w.wait_for(WAIT, |s| !s.origins.contains_key(pod))
+        .await
+        .unwrap();
 }
 
 async fn ready3(stack: &Stack) -> Watch {
@@ -52,7 +54,11 @@ async fn resume_with_a_small_gap_replays_only_the_missed_deltas() {
             other => panic!("expected only the missed deltas, got {other:?}"),
         }
     }
-    assert_eq!(w.state.origins.len(), 0, "resumed client never saw a snapshot, only deltas");
+    assert_eq!(
+        w.state.origins.len(),
+        0,
+        "resumed client never saw a snapshot, only deltas"
+    );
     stack.shutdown().await;
 }
 
@@ -66,9 +72,15 @@ async fn resume_past_the_delta_log_or_from_another_epoch_gets_a_snapshot() {
     crash_and_wait(&stack, &mut other, "origin-0").await;
     crash_and_wait(&stack, &mut other, "origin-1").await;
     for (e, r) in [(epoch.as_str(), revision), ("another-epoch", revision + 1)] {
-        let mut w = Watch::connect(&watch_url(&stack.api, &demo(), Some((e, r)))).await.unwrap();
+        let mut w = Watch::connect(&watch_url(&stack.api, &demo(), Some((e, r))))
+            .await
+            .unwrap();
         match next_non_heartbeat(&mut w).await {
-            ServerMessage::Snapshot { origins, revision: rev, .. } => {
+            ServerMessage::Snapshot {
+                origins,
+                revision: rev,
+                ..
+            } => {
                 assert_eq!(origins.len(), 1);
                 assert_eq!(rev, revision + 2);
             }
@@ -84,7 +96,9 @@ async fn connect_from(src: [u8; 4], api: &str) -> Result<Watch, tungstenite::Err
     socket.bind(SocketAddr::from((src, 0))).unwrap();
     let stream = socket.connect(addr).await.unwrap();
     let url = watch_url(api, &demo(), None);
-    let (ws, _) = tokio_tungstenite::client_async(url, tokio_tungstenite::MaybeTlsStream::Plain(stream)).await?;
+    let (ws, _) =
+        tokio_tungstenite::client_async(url, tokio_tungstenite::MaybeTlsStream::Plain(stream))
+            .await?;
     Ok(Watch::from_stream(ws))
 }
 
@@ -92,7 +106,8 @@ fn assert_429(r: Result<Watch, tungstenite::Error>, what: &str) {
     match r {
         Err(tungstenite::Error::Http(resp)) => {
             assert_eq!(resp.status(), 429, "{what}");
-            let body: serde_json::Value = serde_json::from_slice(resp.body().as_deref().unwrap_or_default()).unwrap();
+            let body: serde_json::Value =
+                serde_json::from_slice(resp.body().as_deref().unwrap_or_default()).unwrap();
             assert_eq!(body["error"]["code"], "too_many_subscribers", "{what}");
         }
         Err(e) => panic!("{what}: expected HTTP 429, got {e}"),
@@ -102,15 +117,34 @@ fn assert_429(r: Result<Watch, tungstenite::Error>, what: &str) {
 
 #[tokio::test]
 async fn subscriber_limits_are_enforced_before_the_upgrade() {
-    let stack = start(Duration::ZERO, &["--max-subscribers", "2", "--max-subscribers-per-ip", "1"]).await;
+    let stack = start(
+        Duration::ZERO,
+        &["--max-subscribers", "2", "--max-subscribers-per-ip", "1"],
+    )
+    .await;
     let a = connect_from([127, 0, 0, 1], &stack.api).await.unwrap();
-    assert_429(connect_from([127, 0, 0, 1], &stack.api).await, "second from the same IP");
+    assert_429(
+        connect_from([127, 0, 0, 1], &stack.api).await,
+        "second from the same IP",
+    );
     let b = connect_from([127, 0, 0, 2], &stack.api).await.unwrap();
-    assert_429(connect_from([127, 0, 0, 3], &stack.api).await, "third overall");
+    assert_429(
+        connect_from([127, 0, 0, 3], &stack.api).await,
+        "third overall",
+    );
     // Leaving frees the slot.
     a.close().await;
-    eventually("slot freed", || async { connect_from([127, 0, 0, 1], &stack.api).await.is_ok() }).await;
-    assert!(metric(&stack.metrics().await, "origin_discovery_rejected_subscribers_total", &["websocket"]) >= 2.0);
+    eventually("slot freed", || async {
+        connect_from([127, 0, 0, 1], &stack.api).await.is_ok()
+    })
+    .await;
+    assert!(
+        metric(
+            &stack.metrics().await,
+            "origin_discovery_rejected_subscribers_total",
+            &["websocket"]
+        ) >= 2.0
+    );
     drop(b);
     stack.shutdown().await;
 }
@@ -122,7 +156,9 @@ async fn oversized_and_invalid_frames_close_the_session_and_the_server_keeps_ser
     // Over the control-message limit: 1009.
     let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
     ws.next().await.unwrap().unwrap(); // snapshot
-    ws.send(Message::Text("x".repeat(4096).into())).await.unwrap();
+    ws.send(Message::Text("x".repeat(4096).into()))
+        .await
+        .unwrap();
     let close = loop {
         match ws.next().await {
             Some(Ok(Message::Close(f))) => break f.unwrap(),
@@ -134,7 +170,9 @@ async fn oversized_and_invalid_frames_close_the_session_and_the_server_keeps_ser
     // Not a control message: 1008.
     let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
     ws.next().await.unwrap().unwrap();
-    ws.send(Message::Text(r#"{"type":"subscribe","pool":"x"}"#.into())).await.unwrap();
+    ws.send(Message::Text(r#"{"type":"subscribe","pool":"x"}"#.into()))
+        .await
+        .unwrap();
     let close = loop {
         match ws.next().await {
             Some(Ok(Message::Close(f))) => break f.unwrap(),
@@ -161,7 +199,10 @@ async fn oversized_and_invalid_frames_close_the_session_and_the_server_keeps_ser
     // Still serving.
     let mut w = stack.watch(&demo()).await;
     w.send_text(r#"{"type":"ping"}"#.into()).await.unwrap();
-    assert!(matches!(next_non_heartbeat(&mut w).await, ServerMessage::Pong { .. }));
+    assert!(matches!(
+        next_non_heartbeat(&mut w).await,
+        ServerMessage::Pong { .. }
+    ));
     stack.shutdown().await;
 }
 
@@ -185,7 +226,11 @@ async fn shutdown_closes_every_session_with_1001_before_exiting() {
         assert_eq!(closed.code, Some(1001));
         assert_eq!(closed.reason, "going away");
     }
-    tokio::time::timeout(Duration::from_secs(6), wait).await.expect("exits within the deadline").unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(6), wait)
+        .await
+        .expect("exits within the deadline")
+        .unwrap()
+        .unwrap();
     stack.sim.shutdown().await;
 }
 
@@ -200,23 +245,54 @@ async fn sse_streams_the_same_messages_and_resumes_from_last_event_id() {
     let resp = client.get(url.parse().unwrap()).await.unwrap();
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
     let mut body = resp.into_body();
-    let first = String::from_utf8(body.frame().await.unwrap().unwrap().into_data().unwrap().to_vec()).unwrap();
-    let id_line = first.lines().find(|l| l.starts_with("id: ")).unwrap().to_string();
+    let first = String::from_utf8(
+        body.frame()
+            .await
+            .unwrap()
+            .unwrap()
+            .into_data()
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    let id_line = first
+        .lines()
+        .find(|l| l.starts_with("id: "))
+        .unwrap()
+        .to_string();
     let last_id = id_line.trim_start_matches("id: ").to_string();
     assert_eq!(last_id, format!("{}-{}", w.state.epoch, w.state.revision));
     assert!(first.contains("\"type\":\"snapshot\""));
     drop(body);
     crash_and_wait(&stack, &mut w, "origin-2").await;
-    let req = hyper::Request::get(url.as_str()).header("last-event-id", last_id).body(http_body_util::Empty::new()).unwrap();
+    let req = hyper::Request::get(url.as_str())
+        .header("last-event-id", last_id)
+        .body(http_body_util::Empty::new())
+        .unwrap();
     let mut body = client.request(req).await.unwrap().into_body();
     let text = loop {
-        let chunk = String::from_utf8(body.frame().await.unwrap().unwrap().into_data().unwrap().to_vec()).unwrap();
+        let chunk = String::from_utf8(
+            body.frame()
+                .await
+                .unwrap()
+                .unwrap()
+                .into_data()
+                .unwrap()
+                .to_vec(),
+        )
+        .unwrap();
         if chunk.contains("data: ") {
             break chunk;
         }
     };
-    assert!(text.contains(&format!("id: {}-{}\n", w.state.epoch, w.state.revision)), "{text}");
-    assert!(text.contains("\"type\":\"delta\""), "resumed with the missed delta only: {text}");
+    assert!(
+        text.contains(&format!("id: {}-{}\n", w.state.epoch, w.state.revision)),
+        "{text}"
+    );
+    assert!(
+        text.contains("\"type\":\"delta\""),
+        "resumed with the missed delta only: {text}"
+    );
     assert!(text.contains("\"remove\":[\"origin-2\"]"), "{text}");
     stack.shutdown().await;
 }
@@ -231,9 +307,13 @@ async fn a_subscriber_that_never_reads_does_not_delay_the_others() {
     for round in 0..10 {
         let pod = format!("origin-{}", round % 3);
         stack.sim.crash_pod("demo", &pod).unwrap();
-        fast.wait_for(WAIT, |s| !s.origins.contains_key(&pod)).await.unwrap();
+        fast.wait_for(WAIT, |s| !s.origins.contains_key(&pod))
+            .await
+            .unwrap();
         stack.sim.recover_pod("demo", &pod).unwrap();
-        fast.wait_for(WAIT, |s| s.origins.contains_key(&pod)).await.unwrap();
+        fast.wait_for(WAIT, |s| s.origins.contains_key(&pod))
+            .await
+            .unwrap();
     }
     stack.shutdown().await;
 }

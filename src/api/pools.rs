@@ -28,7 +28,10 @@ pub async fn list(State(state): State<ApiState>) -> Response {
     struct Pools {
         pools: Vec<crate::hub::PoolSummary>,
     }
-    Json(Pools { pools: state.hub.summaries() }).into_response()
+    Json(Pools {
+        pools: state.hub.summaries(),
+    })
+    .into_response()
 }
 
 fn channel(state: &ApiState, ns: &str, svc: &str) -> Result<Arc<PoolChannel>> {

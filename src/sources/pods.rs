@@ -83,7 +83,10 @@ mod tests {
 
     #[test]
     fn malformed_url_is_logged_once_per_bad_value_not_per_event() {
-        let mut index = Index::new(IndexConfig { epoch: "e".into(), node_lease_grace: Duration::from_secs(1) });
+        let mut index = Index::new(IndexConfig {
+            epoch: "e".into(),
+            node_lease_grace: Duration::from_secs(1),
+        });
         let mut pods = Pods::default();
         for generation in 0..5 {
             pods.apply(&mut index, pod("not a url", generation), Stamp::now());
@@ -93,6 +96,9 @@ mod tests {
         assert_eq!(pods.warnings, 2);
         pods.apply(&mut index, pod("wss://ok.example.com/", 0), Stamp::now());
         pods.apply(&mut index, pod("also bad", 0), Stamp::now());
-        assert_eq!(pods.warnings, 3, "a fixed then broken-again annotation is reported again");
+        assert_eq!(
+            pods.warnings, 3,
+            "a fixed then broken-again annotation is reported again"
+        );
     }
 }
