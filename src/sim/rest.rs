@@ -231,12 +231,14 @@ async fn resource(
             Ok(ok(&obj))
         }
         (Method::POST, None) if t.namespace.is_some() || !t.def.namespaced => {
+            require_json(&parts)?;
             let body = read_body(&parts, body).await?;
             let obj = parse_json(&body)?;
             let created = sh.store.create(t.def, ns, obj, false)?;
             Ok(json_response(StatusCode::CREATED, &created))
         }
         (Method::PUT, Some(name)) => {
+            require_json(&parts)?;
             let body = read_body(&parts, body).await?;
             let obj = parse_json(&body)?;
             let updated = sh.store.update(t.def, ns, name, t.part, false, obj)?;
@@ -314,6 +316,20 @@ async fn resource(
             "the server does not allow this method on the requested resource ({m})"
         ))),
     }
+}
+
+/// Rejects bodies in encodings the simulator does not decode (protobuf, CBOR) with the
+/// 415 a real apiserver sends for an unsupported content type.
+fn require_json(parts: &Parts) -> Result<(), ApiError> {
+    let ct = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if ct.contains("protobuf") || ct.contains("cbor") || ct.contains("yaml") {
+        return Err(ApiError::unsupported_media_type(ct));
+    }
+    Ok(())
 }
 
 fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
