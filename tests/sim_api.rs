@@ -40,7 +40,7 @@ fn pod(name: &str, labels: &[(&str, &str)]) -> Pod {
     }
 }
 
-fn api_error(e: kube::Error) -> kube::core::ErrorResponse {
+fn api_error(e: kube::Error) -> kube::core::Status {
     match e {
         kube::Error::Api(s) => *s,
         other => panic!("expected an API error, got {other:?}"),
