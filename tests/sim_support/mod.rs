@@ -47,6 +47,11 @@ pub async fn until<F: FnMut() -> bool>(
             panic!("timed out waiting for {what}");
         }
         let _ = tokio::time::timeout(left.min(Duration::from_millis(50)), rx.recv()).await;
+        // Re-check once per burst of changes, not once per change.
+        while !matches!(
+            rx.try_recv(),
+            Err(broadcast::error::TryRecvError::Empty | broadcast::error::TryRecvError::Closed)
+        ) {}
     }
 }
 

@@ -303,8 +303,7 @@ impl Controller {
         }
         for (_, (at, ports, wanted)) in groups {
             let mut rest: VecDeque<Value> = wanted.into_values().collect();
-            for (s, plan) in planned.iter_mut() {
-                let _ = s;
+            for (_, plan) in planned.iter_mut() {
                 if let Some((pat, pports, eps)) = plan {
                     if *pat == at && *pports == ports {
                         while eps.len() < max {
@@ -348,6 +347,16 @@ impl Controller {
                     );
                 }
                 Some((at, ports, eps)) => {
+                    let unchanged = s.get("addressType").and_then(Value::as_str)
+                        == Some(at.as_str())
+                        && s.get("ports") == Some(&ports)
+                        && s.get("endpoints").and_then(Value::as_array) == Some(&eps)
+                        && s.pointer("/metadata/labels").and_then(Value::as_object)
+                            == Some(&labels)
+                        && s.pointer("/metadata/ownerReferences") == Some(&owner);
+                    if unchanged {
+                        continue;
+                    }
                     let labels = labels.clone();
                     let owner = owner.clone();
                     store.mutate(kinds::endpointslices(), ns, &sname, |o| {
