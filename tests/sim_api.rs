@@ -719,3 +719,85 @@ async fn sim_control_endpoints_crash_and_recover_pods() {
     assert_status(&v, 404, "NotFound");
     sim.shutdown().await;
 }
+
+/// Reads watch lines from a raw chunked response until `n` events arrived.
+async fn watch_lines(client: &kube::Client, path: &str, n: usize) -> Vec<Value> {
+    use http_body_util::BodyExt;
+    let req = axum::http::Request::get(path)
+        .body(kube::client::Body::empty())
+        .unwrap();
+    let resp = client.send(req).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let mut body = resp.into_body();
+    let mut buf = Vec::new();
+    let mut out = Vec::new();
+    tokio::time::timeout(WAIT, async {
+        while out.len() < n {
+            let frame = body.frame().await.expect("stream open").expect("frame");
+            if let Ok(data) = frame.into_data() {
+                buf.extend_from_slice(&data);
+                while let Some(i) = buf.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = buf.drain(..=i).collect();
+                    out.push(serde_json::from_slice(&line).unwrap());
+                }
+            }
+        }
+    })
+    .await
+    .expect("watch events in time");
+    out
+}
+
+#[tokio::test]
+async fn watch_path_form_single_object_watch_and_deletecollection() {
+    let sim = start().await;
+    let c = sim.client().await;
+    sim.create(&pod("a", &[("app", "x")])).unwrap();
+    sim.create(&pod("b", &[("app", "x")])).unwrap();
+    sim.create(&pod("c", &[])).unwrap();
+    let ev = watch_lines(
+        &c,
+        "/api/v1/watch/namespaces/default/pods?labelSelector=app%3Dx",
+        2,
+    )
+    .await;
+    let mut names: Vec<_> = ev
+        .iter()
+        .map(|e| {
+            e["object"]["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    names.sort();
+    assert_eq!(names, ["a", "b"]);
+    assert!(ev.iter().all(|e| e["type"] == "ADDED"));
+    let ev = watch_lines(&c, "/api/v1/watch/namespaces/default/pods/c", 1).await;
+    assert_eq!(ev[0]["object"]["metadata"]["name"], "c");
+    let ev = watch_lines(
+        &c,
+        "/api/v1/namespaces/default/pods?watch=true&fieldSelector=metadata.name%3Db",
+        1,
+    )
+    .await;
+    assert_eq!(ev[0]["object"]["metadata"]["name"], "b");
+    let ev = watch_lines(&c, "/api/v1/pods?watch=1&allowWatchBookmarks=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan", 4).await;
+    assert_eq!(ev[3]["type"], "BOOKMARK");
+    assert_eq!(
+        ev[3]["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"],
+        "true"
+    );
+
+    let (code, v) = raw(
+        &c,
+        "DELETE",
+        "/api/v1/namespaces/default/pods?labelSelector=app%3Dx&gracePeriodSeconds=0",
+        None,
+        vec![],
+    )
+    .await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(sim.list::<Pod>(Some("default")).len(), 1);
+    sim.shutdown().await;
+}

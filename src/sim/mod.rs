@@ -20,6 +20,8 @@
 //! through the [`store::Store`]; each commit is broadcast to watch streams, controllers
 //! and [`Sim::subscribe`] receivers.
 
+#![warn(missing_docs)]
+
 pub mod controllers;
 pub mod defaults;
 pub mod discovery;
@@ -423,7 +425,8 @@ impl Sim {
 
     /// Deletes a pod like the API does: with a grace period (whole seconds; `None` uses
     /// the pod's `terminationGracePeriodSeconds`) it turns Terminating and the kubelet
-    /// removes it when the period ends; zero removes it at once.
+    /// removes it when the period ends; zero removes it at once. As in a real cluster, a
+    /// Terminating pod on a killed node stays Terminating (no kubelet to finish it).
     pub fn delete_pod(
         &self,
         ns: &str,

@@ -494,11 +494,9 @@ fn start_watch(
         },
         replay: replay.into(),
         rx,
-        last_rv: if from.is_none() {
-            rv
-        } else {
-            from.unwrap_or(0)
-        },
+        // Every matching change up to `rv` is in the replay, so once it is sent a
+        // bookmark at `rv` is truthful.
+        last_rv: rv,
         deadline: Instant::now() + timeout,
         bookmarks: q
             .flag("allowWatchBookmarks")

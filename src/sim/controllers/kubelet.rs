@@ -160,7 +160,9 @@ impl Kubelet {
             self.bind(pod);
             return;
         }
-        if self.sh.node_is_dead(node) {
+        // No kubelet runs for a dead or non-existent node; a node created later
+        // triggers a recheck.
+        if self.sh.node_is_dead(node) || self.sh.store.get(kinds::nodes(), "", node).is_none() {
             return;
         }
         let phase = object::str_at(pod, &["status", "phase"]).unwrap_or("Pending");
