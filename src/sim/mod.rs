@@ -52,6 +52,7 @@ use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 pub use faults::Faults;
 pub use status::ApiError;
@@ -288,16 +289,18 @@ impl Sim {
             node_commands: node_tx,
         });
         let mut tasks = JoinSet::new();
-        tasks.spawn(controllers::kubelet::run(shared.clone(), store.subscribe()));
-        tasks.spawn(controllers::endpointslices::run(
-            shared.clone(),
-            store.subscribe(),
-        ));
-        tasks.spawn(controllers::nodes::run(
-            shared.clone(),
-            store.subscribe(),
-            node_rx,
-        ));
+        tasks.spawn(
+            controllers::kubelet::run(shared.clone(), store.subscribe())
+                .instrument(tracing::info_span!("sim_kubelet")),
+        );
+        tasks.spawn(
+            controllers::endpointslices::run(shared.clone(), store.subscribe())
+                .instrument(tracing::info_span!("sim_endpointslice_controller")),
+        );
+        tasks.spawn(
+            controllers::nodes::run(shared.clone(), store.subscribe(), node_rx)
+                .instrument(tracing::info_span!("sim_node_controller")),
+        );
         let server = Server::spawn(listener, shared.clone());
         tracing::info!(%addr, "simulated Kubernetes API server listening");
         Ok(Sim {
