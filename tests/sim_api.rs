@@ -801,3 +801,27 @@ async fn watch_path_form_single_object_watch_and_deletecollection() {
     assert_eq!(sim.list::<Pod>(Some("default")).len(), 1);
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn written_kubeconfig_loads_into_a_working_kube_client() {
+    let sim = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kubeconfig");
+    sim.write_kubeconfig(&path).unwrap();
+    let kc = kube::config::Kubeconfig::read_from(&path).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        config.cluster_url.to_string().trim_end_matches('/'),
+        sim.url()
+    );
+    assert_eq!(config.default_namespace, "default");
+    let client = kube::Client::try_from(config).unwrap();
+    let api: Api<Pod> = Api::default_namespaced(client);
+    api.create(&PostParams::default(), &pod("via-kubeconfig", &[]))
+        .await
+        .unwrap();
+    assert!(sim.get::<Pod>(Some("default"), "via-kubeconfig").is_some());
+    sim.shutdown().await;
+}
