@@ -336,3 +336,31 @@ async fn kube_watcher_with_streaming_lists_gets_initial_events_then_changes() {
     drive_until(&mut stream, &mut seen, "later event", |n| n.contains("c")).await;
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn kube_metadata_watcher_gets_partial_object_metadata() {
+    let sim = start().await;
+    sim.create(&pod("a")).unwrap();
+    let api: Api<Pod> = Api::namespaced(sim.client().await, "default");
+    let list = api.list_metadata(&Default::default()).await.unwrap();
+    assert_eq!(list.items.len(), 1);
+    assert_eq!(list.items[0].metadata.name.as_deref(), Some("a"));
+    let meta = api.get_metadata("a").await.unwrap();
+    assert_eq!(meta.types.unwrap().kind, "PartialObjectMetadata");
+    let mut stream = watcher::metadata_watcher(api, watcher::Config::default()).boxed();
+    sim.create(&pod("b")).unwrap();
+    let mut names = BTreeSet::new();
+    tokio::time::timeout(WAIT, async {
+        while names.len() < 2 {
+            match stream.try_next().await {
+                Ok(Some(Event::InitApply(p) | Event::Apply(p))) => {
+                    names.insert(p.metadata.name.unwrap());
+                }
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("both pods seen");
+    sim.shutdown().await;
+}

@@ -9,7 +9,7 @@
 //! - [`resources`]: the table of served kinds; everything else is generic over it.
 //! - [`store`]: objects, the global `resourceVersion`, bounded history, change broadcast.
 //! - [`rest`] / [`server`]: HTTP routing and verbs / the stoppable accept loop.
-//! - [`watch`], [`pagination`], [`selector`], [`patch`], [`table`], [`discovery`],
+//! - [`watch`], [`pagination`], [`selector`], [`patch`], [`table`], [`format`], [`discovery`],
 //!   [`defaults`], [`status`]: the API semantics, one concept each.
 //! - [`controllers`]: EndpointSlice controller, kubelet + scheduler, node leases and
 //!   lifecycle.
@@ -26,6 +26,7 @@ pub mod controllers;
 pub mod defaults;
 pub mod discovery;
 pub mod faults;
+pub mod format;
 pub mod kubeconfig;
 pub mod object;
 pub mod pagination;
@@ -54,6 +55,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+pub use controllers::kubelet::POD_IP_ANNOTATION;
 pub use faults::Faults;
 pub use status::ApiError;
 pub use store::{EventType, SimEvent};
