@@ -347,16 +347,15 @@ async fn kube_metadata_watcher_gets_partial_object_metadata() {
     assert_eq!(list.items[0].metadata.name.as_deref(), Some("a"));
     let meta = api.get_metadata("a").await.unwrap();
     assert_eq!(meta.types.unwrap().kind, "PartialObjectMetadata");
-    let mut stream = watcher::metadata_watcher(api, watcher::Config::default()).boxed();
+    let meta_api: Api<kube::core::PartialObjectMeta<Pod>> =
+        Api::namespaced(sim.client().await, "default");
+    let mut stream = watcher::watcher(meta_api, watcher::Config::default()).boxed();
     sim.create(&pod("b")).unwrap();
     let mut names = BTreeSet::new();
     tokio::time::timeout(WAIT, async {
         while names.len() < 2 {
-            match stream.try_next().await {
-                Ok(Some(Event::InitApply(p) | Event::Apply(p))) => {
-                    names.insert(p.metadata.name.unwrap());
-                }
-                _ => {}
+            if let Ok(Some(Event::InitApply(p) | Event::Apply(p))) = stream.try_next().await {
+                names.insert(p.metadata.name.unwrap());
             }
         }
     })
