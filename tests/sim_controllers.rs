@@ -365,3 +365,50 @@ async fn pod_ip_annotation_and_services_without_selector_are_respected() {
     assert_eq!(manual[0].metadata.name.as_deref(), Some("manual-1"));
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn deleting_a_service_removes_its_slices_and_selector_changes_resync() {
+    let sim = Sim::start(fast_config()).await.unwrap();
+    let mut rx = sim.subscribe();
+    sim.seed_demo().unwrap();
+    until(&mut rx, "3 endpoints", || {
+        endpoints(&sim, "demo", "origin").len() == 3
+    })
+    .await;
+
+    // Narrow the selector to one pod.
+    let mut pod = sim.get::<Pod>(Some("demo"), "origin-0").unwrap();
+    pod.metadata
+        .labels
+        .as_mut()
+        .unwrap()
+        .insert("only".into(), "me".into());
+    sim.replace(&pod).unwrap();
+    let mut svc = sim
+        .get::<k8s_openapi::api::core::v1::Service>(Some("demo"), "origin")
+        .unwrap();
+    svc.spec
+        .as_mut()
+        .unwrap()
+        .selector
+        .as_mut()
+        .unwrap()
+        .insert("only".into(), "me".into());
+    sim.replace(&svc).unwrap();
+    until(&mut rx, "1 endpoint", || {
+        endpoints(&sim, "demo", "origin")
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect::<Vec<_>>()
+            == ["origin-0"]
+    })
+    .await;
+
+    sim.delete::<k8s_openapi::api::core::v1::Service>(Some("demo"), "origin")
+        .unwrap();
+    until(&mut rx, "slices gone", || {
+        sim.list::<EndpointSlice>(Some("demo")).is_empty()
+    })
+    .await;
+    sim.shutdown().await;
+}

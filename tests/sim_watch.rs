@@ -258,3 +258,108 @@ async fn dropping_the_last_handle_stops_the_server() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+#[tokio::test]
+async fn kube_watcher_resumes_after_server_stop_and_restart() {
+    let sim = start().await;
+    sim.create(&pod("a")).unwrap();
+    let api: Api<Pod> = Api::namespaced(sim.client().await, "default");
+    let mut stream = watcher::watcher(api, watcher::Config::default()).boxed();
+    let mut seen = BTreeSet::new();
+    drive_until(&mut stream, &mut seen, "initial", |n| n.contains("a")).await;
+    sim.stop().await;
+    sim.create(&pod("while-down")).unwrap();
+    sim.restart().await.unwrap();
+    drive_until(&mut stream, &mut seen, "change made while stopped", |n| {
+        n.contains("while-down")
+    })
+    .await;
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn slow_watch_client_is_disconnected_instead_of_buffered() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let sim = Sim::start(origin_discovery::sim::SimConfig {
+        watch_buffer: 32,
+        ..sim_support::fast_config()
+    })
+    .await
+    .unwrap();
+    let mut s = tokio::net::TcpStream::connect(sim.addr()).await.unwrap();
+    s.write_all(b"GET /api/v1/namespaces/default/pods?watch=1 HTTP/1.1\r\nHost: sim\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    // Wait for the response head so the watch is registered, then stop reading.
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    let big = "x".repeat(16 * 1024);
+    const N: usize = 1500;
+    for i in 0..N {
+        let mut p = pod(&format!("p{i}"));
+        p.metadata.annotations = Some([("filler".to_string(), big.clone())].into());
+        sim.create(&p).unwrap();
+        if i % 100 == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+    // Now read: the server must have ended the stream (EOF) well before delivering all.
+    let mut body = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut body))
+        .await
+        .expect("the server closes a watch that fell behind")
+        .unwrap();
+    let added = String::from_utf8_lossy(&body)
+        .matches("\"type\":\"ADDED\"")
+        .count();
+    assert!(
+        added < N,
+        "all {added} events were buffered for a client that did not read"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn kube_watcher_with_streaming_lists_gets_initial_events_then_changes() {
+    let sim = start().await;
+    sim.create(&pod("a")).unwrap();
+    sim.create(&pod("b")).unwrap();
+    let api: Api<Pod> = Api::namespaced(sim.client().await, "default");
+    let mut stream = watcher::watcher(api, watcher::Config::default().streaming_lists()).boxed();
+    let mut seen = BTreeSet::new();
+    drive_until(&mut stream, &mut seen, "initial events", |n| {
+        *n == names(&["a", "b"])
+    })
+    .await;
+    sim.create(&pod("c")).unwrap();
+    drive_until(&mut stream, &mut seen, "later event", |n| n.contains("c")).await;
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn kube_metadata_watcher_gets_partial_object_metadata() {
+    let sim = start().await;
+    sim.create(&pod("a")).unwrap();
+    let api: Api<Pod> = Api::namespaced(sim.client().await, "default");
+    let list = api.list_metadata(&Default::default()).await.unwrap();
+    assert_eq!(list.items.len(), 1);
+    assert_eq!(list.items[0].metadata.name.as_deref(), Some("a"));
+    let meta = api.get_metadata("a").await.unwrap();
+    assert_eq!(meta.types.unwrap().kind, "PartialObjectMetadata");
+    let meta_api: Api<kube::core::PartialObjectMeta<Pod>> =
+        Api::namespaced(sim.client().await, "default");
+    let mut stream = watcher::watcher(meta_api, watcher::Config::default()).boxed();
+    sim.create(&pod("b")).unwrap();
+    let mut names = BTreeSet::new();
+    tokio::time::timeout(WAIT, async {
+        while names.len() < 2 {
+            if let Ok(Some(Event::InitApply(p) | Event::Apply(p))) = stream.try_next().await {
+                names.insert(p.metadata.name.unwrap());
+            }
+        }
+    })
+    .await
+    .expect("both pods seen");
+    sim.shutdown().await;
+}

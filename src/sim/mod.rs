@@ -9,7 +9,7 @@
 //! - [`resources`]: the table of served kinds; everything else is generic over it.
 //! - [`store`]: objects, the global `resourceVersion`, bounded history, change broadcast.
 //! - [`rest`] / [`server`]: HTTP routing and verbs / the stoppable accept loop.
-//! - [`watch`], [`pagination`], [`selector`], [`patch`], [`table`], [`discovery`],
+//! - [`watch`], [`pagination`], [`selector`], [`patch`], [`table`], [`format`], [`discovery`],
 //!   [`defaults`], [`status`]: the API semantics, one concept each.
 //! - [`controllers`]: EndpointSlice controller, kubelet + scheduler, node leases and
 //!   lifecycle.
@@ -20,10 +20,13 @@
 //! through the [`store::Store`]; each commit is broadcast to watch streams, controllers
 //! and [`Sim::subscribe`] receivers.
 
+#![warn(missing_docs)]
+
 pub mod controllers;
 pub mod defaults;
 pub mod discovery;
 pub mod faults;
+pub mod format;
 pub mod kubeconfig;
 pub mod object;
 pub mod pagination;
@@ -50,7 +53,9 @@ use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
+pub use controllers::kubelet::POD_IP_ANNOTATION;
 pub use faults::Faults;
 pub use status::ApiError;
 pub use store::{EventType, SimEvent};
@@ -286,16 +291,18 @@ impl Sim {
             node_commands: node_tx,
         });
         let mut tasks = JoinSet::new();
-        tasks.spawn(controllers::kubelet::run(shared.clone(), store.subscribe()));
-        tasks.spawn(controllers::endpointslices::run(
-            shared.clone(),
-            store.subscribe(),
-        ));
-        tasks.spawn(controllers::nodes::run(
-            shared.clone(),
-            store.subscribe(),
-            node_rx,
-        ));
+        tasks.spawn(
+            controllers::kubelet::run(shared.clone(), store.subscribe())
+                .instrument(tracing::info_span!("sim_kubelet")),
+        );
+        tasks.spawn(
+            controllers::endpointslices::run(shared.clone(), store.subscribe())
+                .instrument(tracing::info_span!("sim_endpointslice_controller")),
+        );
+        tasks.spawn(
+            controllers::nodes::run(shared.clone(), store.subscribe(), node_rx)
+                .instrument(tracing::info_span!("sim_node_controller")),
+        );
         let server = Server::spawn(listener, shared.clone());
         tracing::info!(%addr, "simulated Kubernetes API server listening");
         Ok(Sim {
@@ -423,7 +430,8 @@ impl Sim {
 
     /// Deletes a pod like the API does: with a grace period (whole seconds; `None` uses
     /// the pod's `terminationGracePeriodSeconds`) it turns Terminating and the kubelet
-    /// removes it when the period ends; zero removes it at once.
+    /// removes it when the period ends; zero removes it at once. As in a real cluster, a
+    /// Terminating pod on a killed node stays Terminating (no kubelet to finish it).
     pub fn delete_pod(
         &self,
         ns: &str,

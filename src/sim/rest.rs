@@ -18,13 +18,13 @@ use tokio::time::Instant;
 
 use super::controllers::kubelet;
 use super::discovery;
+use super::format::Format;
 use super::object;
 use super::patch::{self, PatchType};
 use super::resources::{self, ResourceDef};
 use super::selector::{FieldSelector, LabelSelector};
 use super::status::ApiError;
 use super::store::{DeleteOpts, Deleted, Part};
-use super::table;
 use super::watch::{self, WatchFilter, WatchStream};
 use super::Shared;
 
@@ -189,12 +189,14 @@ fn parse_target<'a>(group: &str, version: &str, rest: &[&'a str]) -> Result<Targ
     })
 }
 
-fn wants_table(parts: &Parts) -> bool {
-    parts
-        .headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("as=Table"))
+fn format(parts: &Parts) -> Format {
+    Format::from_accept(
+        parts
+            .headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(""),
+    )
 }
 
 async fn resource(
@@ -216,27 +218,26 @@ async fn resource(
     let method = parts.method.clone();
     match (method, t.name) {
         (Method::GET, _) if t.watch_path || q.flag("watch") => {
-            start_watch(sh, &t, q, wants_table(&parts))
+            start_watch(sh, &t, q, format(&parts))
         }
-        (Method::GET, None) => list(sh, &t, q, wants_table(&parts)),
+        (Method::GET, None) => list(sh, &t, q, format(&parts)),
         (Method::GET, Some(name)) => {
             let obj = sh
                 .store
                 .get(t.def, ns, name)
                 .ok_or_else(|| ApiError::not_found(t.def, name))?;
-            if wants_table(&parts) {
-                let inc = q.get("includeObject").unwrap_or("Metadata");
-                return Ok(ok(&table::table(t.def, &[obj], inc, true)));
-            }
-            Ok(ok(&obj))
+            let inc = q.get("includeObject").unwrap_or("Metadata");
+            Ok(ok(&format(&parts).one(t.def, &obj, inc)))
         }
         (Method::POST, None) if t.namespace.is_some() || !t.def.namespaced => {
+            require_json(&parts)?;
             let body = read_body(&parts, body).await?;
             let obj = parse_json(&body)?;
             let created = sh.store.create(t.def, ns, obj, false)?;
             Ok(json_response(StatusCode::CREATED, &created))
         }
         (Method::PUT, Some(name)) => {
+            require_json(&parts)?;
             let body = read_body(&parts, body).await?;
             let obj = parse_json(&body)?;
             let updated = sh.store.update(t.def, ns, name, t.part, false, obj)?;
@@ -316,6 +317,20 @@ async fn resource(
     }
 }
 
+/// Rejects bodies in encodings the simulator does not decode (protobuf, CBOR) with the
+/// 415 a real apiserver sends for an unsupported content type.
+fn require_json(parts: &Parts) -> Result<(), ApiError> {
+    let ct = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if ct.contains("protobuf") || ct.contains("cbor") || ct.contains("yaml") {
+        return Err(ApiError::unsupported_media_type(ct));
+    }
+    Ok(())
+}
+
 fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request(format!(
@@ -380,7 +395,7 @@ fn selectors(def: &ResourceDef, q: &Query) -> Result<(LabelSelector, FieldSelect
     Ok((labels, fields))
 }
 
-fn list(sh: &Arc<Shared>, t: &Target<'_>, q: &Query, as_table: bool) -> Result<Response, ApiError> {
+fn list(sh: &Arc<Shared>, t: &Target<'_>, q: &Query, format: Format) -> Result<Response, ApiError> {
     let (labels, fields) = selectors(t.def, q)?;
     let limit: Option<usize> = q.number("limit")?;
     let page = match q.get("continue").filter(|c| !c.is_empty()) {
@@ -401,23 +416,15 @@ fn list(sh: &Arc<Shared>, t: &Target<'_>, q: &Query, as_table: bool) -> Result<R
     if let Some(r) = page.remaining {
         meta["remainingItemCount"] = json!(r);
     }
-    if as_table {
-        let inc = q.get("includeObject").unwrap_or("Metadata");
-        let mut t = table::table(t.def, &page.items, inc, true);
-        t["metadata"] = meta;
-        return Ok(ok(&t));
-    }
-    Ok(ok(&json!({
-        "kind": t.def.list_kind(), "apiVersion": t.def.api_version(),
-        "metadata": meta, "items": page.items.iter().map(|d| (**d).clone()).collect::<Vec<_>>(),
-    })))
+    let inc = q.get("includeObject").unwrap_or("Metadata");
+    Ok(ok(&format.list(t.def, &page.items, meta, inc)))
 }
 
 fn start_watch(
     sh: &Arc<Shared>,
     t: &Target<'_>,
     q: &Query,
-    as_table: bool,
+    format: Format,
 ) -> Result<Response, ApiError> {
     let (labels, mut fields) = selectors(t.def, q)?;
     if let Some(name) = t.name {
@@ -478,11 +485,9 @@ fn start_watch(
         },
         replay: replay.into(),
         rx,
-        last_rv: if from.is_none() {
-            rv
-        } else {
-            from.unwrap_or(0)
-        },
+        // Every matching change up to `rv` is in the replay, so once it is sent a
+        // bookmark at `rv` is truthful.
+        last_rv: rv,
         deadline: Instant::now() + timeout,
         bookmarks: q
             .flag("allowWatchBookmarks")
@@ -491,7 +496,7 @@ fn start_watch(
         drops: sh.faults.watch_drops(),
         faults: sh.faults.clone(),
         cancel: sh.cancel.clone(),
-        table: as_table,
+        format,
         done: false,
     };
     Ok(stream.into_response())

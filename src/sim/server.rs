@@ -11,6 +11,7 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
+use tracing::Instrument;
 
 use super::rest;
 use super::Shared;
@@ -42,7 +43,11 @@ impl Server {
     /// Serves on `listener` until stopped or until the simulator shuts down.
     pub(crate) fn spawn(listener: TcpListener, shared: Arc<Shared>) -> Self {
         let stop = shared.cancel.child_token();
-        let task = tokio::spawn(accept_loop(listener, router(shared), stop.clone()));
+        let addr = shared.addr;
+        let task = tokio::spawn(
+            accept_loop(listener, router(shared), stop.clone())
+                .instrument(tracing::info_span!("sim_server", %addr)),
+        );
         Self { stop, task }
     }
 

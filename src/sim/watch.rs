@@ -24,11 +24,11 @@ use tokio::time::{Instant, Interval};
 use tokio_util::sync::CancellationToken;
 
 use super::faults::FaultState;
+use super::format::Format;
 use super::resources::ResourceDef;
 use super::selector::{FieldSelector, LabelSelector};
 use super::status::ApiError;
 use super::store::{EventType, SimEvent};
-use super::table;
 
 /// What a watch selects.
 pub(crate) struct WatchFilter {
@@ -88,8 +88,8 @@ pub(crate) struct WatchStream {
     pub drops: watch::Receiver<u64>,
     pub faults: Arc<FaultState>,
     pub cancel: CancellationToken,
-    /// Render objects as `meta.k8s.io/v1` Tables (kubectl `get -w`).
-    pub table: bool,
+    /// How objects are rendered (Tables for kubectl `get -w`, metadata only, …).
+    pub format: Format,
     pub done: bool,
 }
 
@@ -113,15 +113,8 @@ pub(crate) fn error_line(err: &ApiError) -> Bytes {
 }
 
 impl WatchStream {
-    fn render(&self, kind: &str, obj: &Value) -> Bytes {
-        if self.table {
-            line(
-                kind,
-                &table::table(self.filter.def, &[Arc::new(obj.clone())], "Metadata", true),
-            )
-        } else {
-            line(kind, obj)
-        }
+    fn render(&self, kind: &str, obj: &Arc<Value>) -> Bytes {
+        line(kind, &self.format.one(self.filter.def, obj, "Metadata"))
     }
 
     fn bookmark(&self, initial_end: bool) -> Bytes {

@@ -47,6 +47,11 @@ pub async fn until<F: FnMut() -> bool>(
             panic!("timed out waiting for {what}");
         }
         let _ = tokio::time::timeout(left.min(Duration::from_millis(50)), rx.recv()).await;
+        // Re-check once per burst of changes, not once per change.
+        while !matches!(
+            rx.try_recv(),
+            Err(broadcast::error::TryRecvError::Empty | broadcast::error::TryRecvError::Closed)
+        ) {}
     }
 }
 
@@ -84,4 +89,41 @@ pub async fn raw(
 /// GET as JSON.
 pub async fn get(client: &kube::Client, path: &str) -> (u16, Value) {
     raw(client, "GET", path, None, vec![]).await
+}
+
+/// A one-shot HTTP/1.1 exchange over a plain TCP socket (no client retries, unlike
+/// kube's client, which retries 429/503/504): status code, headers (lower-cased) and
+/// body text.
+pub async fn tcp_request(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+) -> (u16, Vec<(String, String)>, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::time::timeout(WAIT, tokio::net::TcpStream::connect(addr))
+        .await
+        .expect("connect in time")
+        .expect("connect");
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: sim\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut buf))
+        .await
+        .expect("response in time")
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let code = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    (code, headers, body.to_string())
 }

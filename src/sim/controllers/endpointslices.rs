@@ -12,6 +12,8 @@
 //! moment are applied first, then each affected Service is reconciled once.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+
+use super::slice_plan::{self, Group};
 use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
@@ -40,9 +42,6 @@ pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 const MAX_DELAYED: usize = 200_000;
 
 type Key = (String, String);
-
-/// Planned slice content: address type, ports, endpoints.
-type SlicePlan = (String, Value, Vec<Value>);
 
 /// The controller's (delayed) view of the cluster.
 #[derive(Default)]
@@ -237,8 +236,7 @@ impl Controller {
             .unwrap_or(false);
 
         // Desired endpoints, grouped by (address type, ports).
-        let mut groups: BTreeMap<String, (String, Value, BTreeMap<String, Value>)> =
-            BTreeMap::new();
+        let mut groups: BTreeMap<String, Group> = BTreeMap::new();
         for pod in self.cache.pods.get(ns).into_iter().flat_map(|m| m.values()) {
             if !sel.matches_object(pod) {
                 continue;
@@ -255,9 +253,8 @@ impl Controller {
             }
             let ports = endpoint_ports(&svc, pod);
             let address_type = if ip.contains(':') { "IPv6" } else { "IPv4" };
-            let gkey = format!("{address_type}|{ports}");
             let entry = groups
-                .entry(gkey)
+                .entry(slice_plan::group_key(address_type, &ports))
                 .or_insert_with(|| (address_type.to_string(), ports, BTreeMap::new()));
             entry.2.insert(
                 object::name(pod).to_string(),
@@ -271,69 +268,7 @@ impl Controller {
             "controller": true, "blockOwnerDeletion": true,
         }]);
 
-        // Planned content per existing slice (None = delete) and new slices.
-        let mut planned: Vec<(Arc<Value>, Option<SlicePlan>)> = Vec::new();
-        let mut fresh: Vec<SlicePlan> = Vec::new();
-        let mut existing = existing;
-        existing.sort_by(|a, b| object::name(a).cmp(object::name(b)));
-        for s in existing {
-            let at = s
-                .get("addressType")
-                .and_then(Value::as_str)
-                .unwrap_or("IPv4");
-            let ports = s.get("ports").cloned().unwrap_or(json!([]));
-            let gkey = format!("{at}|{ports}");
-            match groups.get_mut(&gkey) {
-                Some((_, _, wanted)) => {
-                    let kept: Vec<Value> = s
-                        .get("endpoints")
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|e| {
-                            let pod = e.pointer("/targetRef/name").and_then(Value::as_str)?;
-                            wanted.remove(pod)
-                        })
-                        .take(max)
-                        .collect();
-                    planned.push((s.clone(), Some((at.to_string(), ports, kept))));
-                }
-                None => planned.push((s.clone(), None)),
-            }
-        }
-        for (_, (at, ports, wanted)) in groups {
-            let mut rest: VecDeque<Value> = wanted.into_values().collect();
-            for (s, plan) in planned.iter_mut() {
-                let _ = s;
-                if let Some((pat, pports, eps)) = plan {
-                    if *pat == at && *pports == ports {
-                        while eps.len() < max {
-                            match rest.pop_front() {
-                                Some(e) => eps.push(e),
-                                None => break,
-                            }
-                        }
-                    }
-                }
-            }
-            while !rest.is_empty() {
-                let n = rest.len().min(max);
-                fresh.push((at.clone(), ports.clone(), rest.drain(..n).collect()));
-            }
-        }
-        // Empty slices go, but a Service always keeps one (placeholder) slice.
-        for (_, plan) in planned.iter_mut() {
-            if plan.as_ref().is_some_and(|(_, _, eps)| eps.is_empty()) {
-                *plan = None;
-            }
-        }
-        let any_kept = planned.iter().any(|(_, p)| p.is_some());
-        if !any_kept && fresh.is_empty() {
-            match planned.first_mut() {
-                Some((_, plan)) => *plan = Some(("IPv4".into(), json!([]), vec![])),
-                None => fresh.push(("IPv4".into(), json!([]), vec![])),
-            }
-        }
+        let (planned, fresh) = slice_plan::plan(existing, groups, max);
 
         for (s, plan) in planned {
             let sname = object::name(&s).to_string();
@@ -348,6 +283,16 @@ impl Controller {
                     );
                 }
                 Some((at, ports, eps)) => {
+                    let unchanged = s.get("addressType").and_then(Value::as_str)
+                        == Some(at.as_str())
+                        && s.get("ports") == Some(&ports)
+                        && s.get("endpoints").and_then(Value::as_array) == Some(&eps)
+                        && s.pointer("/metadata/labels").and_then(Value::as_object)
+                            == Some(&labels)
+                        && s.pointer("/metadata/ownerReferences") == Some(&owner);
+                    if unchanged {
+                        continue;
+                    }
                     let labels = labels.clone();
                     let owner = owner.clone();
                     store.mutate(kinds::endpointslices(), ns, &sname, |o| {

@@ -53,6 +53,8 @@ struct Kubelet {
     /// Per-node IP allocator state: node index and IPs in use.
     nodes_seen: HashMap<String, u32>,
     ips_in_use: HashSet<String>,
+    /// Next address offset to try per node.
+    ip_cursor: HashMap<String, u32>,
 }
 
 /// Runs the kubelet until the simulator shuts down.
@@ -64,6 +66,7 @@ pub(crate) async fn run(sh: Arc<Shared>, mut rx: broadcast::Receiver<SimEvent>) 
         next_node: 0,
         nodes_seen: HashMap::new(),
         ips_in_use: HashSet::new(),
+        ip_cursor: HashMap::new(),
     };
     k.resync();
     loop {
@@ -157,7 +160,9 @@ impl Kubelet {
             self.bind(pod);
             return;
         }
-        if self.sh.node_is_dead(node) {
+        // No kubelet runs for a dead or non-existent node; a node created later
+        // triggers a recheck.
+        if self.sh.node_is_dead(node) || self.sh.store.get(kinds::nodes(), "", node).is_none() {
             return;
         }
         let phase = object::str_at(pod, &["status", "phase"]).unwrap_or("Pending");
@@ -262,18 +267,23 @@ impl Kubelet {
             }
             tracing::warn!(ip, "sim: ignoring invalid {POD_IP_ANNOTATION} annotation");
         }
+        // Node n owns 10.244.n.0/24 (then 10.<128+k>.n.0/24 past 253 pods); a per-node
+        // cursor makes allocation O(1) unless addresses are being reused.
         let idx = self.node_index(node);
-        let (a, b) = ((idx / 256) as u8, (idx % 256) as u8);
-        for m in 0..(253u32 * 256) {
-            let (c, d) = ((m / 253) as u8, (m % 253 + 2) as u8);
+        let b = (idx % 256) as u8;
+        let first_octet_base = 244 + idx / 256;
+        let cursor = self.ip_cursor.entry(node.to_string()).or_insert(0);
+        const SPACE: u32 = 253 * 100;
+        for _ in 0..SPACE {
+            let m = *cursor % SPACE;
+            *cursor = cursor.wrapping_add(1);
+            let (c, d) = (m / 253, m % 253 + 2);
             let ip = if c == 0 {
-                format!("10.{}.{b}.{d}", 244 + a as u32)
+                format!("10.{first_octet_base}.{b}.{d}")
             } else {
-                // Past 253 pods on a node, spill into a second range.
-                format!("10.{}.{b}.{d}", 128 + (c as u32 % 100))
+                format!("10.{}.{b}.{d}", 128 + c)
             };
-            if !self.ips_in_use.contains(&ip) {
-                self.ips_in_use.insert(ip.clone());
+            if self.ips_in_use.insert(ip.clone()) {
                 return ip;
             }
         }

@@ -6,6 +6,7 @@
 pub mod endpointslices;
 pub mod kubelet;
 pub mod nodes;
+pub mod slice_plan;
 
 use std::collections::BTreeMap;
 
