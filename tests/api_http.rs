@@ -446,3 +446,24 @@ async fn dashboard_and_client_modules_are_served_with_their_content_types() {
         (StatusCode::NOT_FOUND, "not_found")
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn sse_heartbeats_are_comment_lines() {
+    let (_, app) = setup(vec![]);
+    let resp = app
+        .clone()
+        .oneshot(
+            Request::get("/v1/pools/demo/origin/events")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let mut body = resp.into_body();
+    body.frame().await.unwrap().unwrap(); // snapshot
+    let started = tokio::time::Instant::now();
+    let frame = body.frame().await.unwrap().unwrap();
+    let text = String::from_utf8(frame.into_data().unwrap().to_vec()).unwrap();
+    assert_eq!(text, ": heartbeat 1\n\n");
+    assert_eq!(started.elapsed(), Duration::from_secs(5));
+}

@@ -529,3 +529,54 @@ async fn readiness_and_api_wait_for_the_first_full_sync() {
     running.wait().await.unwrap();
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn metrics_report_origins_subscribers_push_latency_and_watch_health() {
+    let stack = start(Duration::ZERO, &[]).await;
+    let mut w = stack.watch(&demo()).await;
+    w.wait_for(WAIT, |s| s.origins.len() == 3).await.unwrap();
+    stack.sim.crash_pod("demo", "origin-0").unwrap();
+    w.wait_for(WAIT, |s| s.origins.len() == 2).await.unwrap();
+    eventually("push latency observed", || async {
+        metric(
+            &stack.metrics().await,
+            "origin_discovery_push_latency_seconds_count",
+            &["websocket"],
+        ) >= 1.0
+    })
+    .await;
+    let m = stack.metrics().await;
+    assert_eq!(
+        metric(
+            &m,
+            "origin_discovery_origins",
+            &["demo/origin", "state=\"ready\""]
+        ),
+        2.0
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "origin_discovery_origins",
+            &["demo/origin", "state=\"draining\""]
+        ),
+        0.0
+    );
+    assert_eq!(
+        metric(&m, "origin_discovery_subscribers", &["websocket"]),
+        1.0
+    );
+    assert_eq!(metric(&m, "origin_discovery_stale", &[]), 0.0);
+    for name in [
+        "origin_discovery_signal_lead_seconds",
+        "origin_discovery_watch_restarts_total",
+        "origin_discovery_watch_events_total",
+        "origin_discovery_watch_errors_total",
+    ] {
+        assert!(
+            m.contains(&format!("# TYPE {}", name.trim_end_matches("_total"))),
+            "{name} missing:\n{m}"
+        );
+    }
+    stack.shutdown().await;
+}
