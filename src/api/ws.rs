@@ -39,6 +39,13 @@ pub mod close {
 /// it); messages above [`MAX_CONTROL_MESSAGE`] but within it get a clean 1009 close.
 const TRANSPORT_LIMIT: usize = 64 * 1024;
 
+/// Initial read buffer per session.
+const READ_BUFFER: usize = 4 * 1024;
+
+/// Bound on a session's unwritten output (one frame is in flight at a time; a snapshot of a
+/// very large pool is the biggest).
+const MAX_WRITE_BUFFER: usize = 16 * 1024 * 1024;
+
 const TRANSPORT: TransportLabels = TransportLabels {
     transport: "websocket",
 };
@@ -78,6 +85,12 @@ pub async fn watch(
     };
     let sessions = state.sessions.clone();
     Ok(upgrade
+        // Subscribers mostly listen: a small read buffer keeps idle sessions cheap (the
+        // default 128 KiB per connection would dominate memory at 10,000 subscribers), and
+        // frames are written eagerly, one at a time.
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
+        .max_write_buffer_size(MAX_WRITE_BUFFER)
         .max_message_size(TRANSPORT_LIMIT)
         .max_frame_size(TRANSPORT_LIMIT)
         .on_upgrade(move |socket: WebSocket| {
