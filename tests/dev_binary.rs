@@ -140,7 +140,8 @@ fn dev_serves_three_ready_origins_and_kubectl_delete_turns_one_draining_ahead_of
         let r = get(&poll_url);
         (r, Instant::now())
     });
-    std::thread::sleep(Duration::from_millis(50)); // let the long-poll reach the server
+    // Whether the long-poll reaches the server before or after the delete, it answers with
+    // the first revision after `revision`.
     let t0 = Instant::now();
     let out = Command::new("kubectl")
         .args([
