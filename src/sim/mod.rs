@@ -104,8 +104,8 @@ impl Default for SimConfig {
             lease_renew_interval: Duration::from_secs(10),
             node_monitor_grace: Duration::from_secs(40),
             bookmark_interval: Duration::from_secs(30),
-            event_history: 4096,
-            watch_buffer: 4096,
+            event_history: 10_000,
+            watch_buffer: 8192,
             default_grace_period: Duration::from_secs(30),
         }
     }

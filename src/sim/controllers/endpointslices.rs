@@ -51,9 +51,23 @@ struct Cache {
     nodes: HashMap<String, Arc<Value>>,
 }
 
+/// A pod's endpoint as last computed for one Service, valid while the pod's and the
+/// Service's versions and the node's zone are unchanged.
+struct Memo {
+    pod_rv: String,
+    svc_rv: String,
+    zone: Option<String>,
+    group: String,
+    address_type: &'static str,
+    ports: Value,
+    endpoint: Value,
+}
+
 struct Controller {
     sh: Arc<Shared>,
     cache: Cache,
+    /// Per Service, per pod name.
+    memo: HashMap<Key, HashMap<String, Memo>>,
     delayed: VecDeque<SimEvent>,
     dirty: BTreeSet<Key>,
 }
@@ -63,6 +77,7 @@ pub(crate) async fn run(sh: Arc<Shared>, mut rx: broadcast::Receiver<SimEvent>) 
     let mut c = Controller {
         sh: sh.clone(),
         cache: Cache::default(),
+        memo: HashMap::new(),
         delayed: VecDeque::new(),
         dirty: BTreeSet::new(),
     };
@@ -217,6 +232,7 @@ impl Controller {
             .get(&(ns.to_string(), name.to_string()))
             .cloned()
         else {
+            self.memo.remove(&(ns.to_string(), name.to_string()));
             for s in existing {
                 let _ = store.delete(
                     kinds::endpointslices(),
@@ -235,7 +251,13 @@ impl Controller {
             .and_then(Value::as_bool)
             .unwrap_or(false);
 
-        // Desired endpoints, grouped by (address type, ports).
+        // Desired endpoints, grouped by (address type, ports). Endpoints are memoised per
+        // pod: only pods (or nodes, or the Service) that changed since the last
+        // reconcile are converted again, which keeps big Services cheap.
+        let key = (ns.to_string(), name.to_string());
+        let svc_rv = object::resource_version(&svc).to_string();
+        let mut old_memo = self.memo.remove(&key).unwrap_or_default();
+        let mut memo: HashMap<String, Memo> = HashMap::with_capacity(old_memo.len());
         let mut groups: BTreeMap<String, Group> = BTreeMap::new();
         for pod in self.cache.pods.get(ns).into_iter().flat_map(|m| m.values()) {
             if !sel.matches_object(pod) {
@@ -251,16 +273,40 @@ impl Controller {
             ) {
                 continue;
             }
-            let ports = endpoint_ports(&svc, pod);
-            let address_type = if ip.contains(':') { "IPv6" } else { "IPv4" };
-            let entry = groups
-                .entry(slice_plan::group_key(address_type, &ports))
-                .or_insert_with(|| (address_type.to_string(), ports, BTreeMap::new()));
-            entry.2.insert(
-                object::name(pod).to_string(),
-                self.endpoint(pod, ip, publish_not_ready),
-            );
+            let pod_name = object::name(pod);
+            let zone = object::str_at(pod, &["spec", "nodeName"])
+                .and_then(|n| self.cache.nodes.get(n))
+                .and_then(|n| object::label(n, ZONE_LABEL));
+            let m = match old_memo.remove(pod_name) {
+                Some(m)
+                    if m.pod_rv == object::resource_version(pod)
+                        && m.svc_rv == svc_rv
+                        && m.zone.as_deref() == zone =>
+                {
+                    m
+                }
+                _ => {
+                    let ports = endpoint_ports(&svc, pod);
+                    let address_type = if ip.contains(':') { "IPv6" } else { "IPv4" };
+                    Memo {
+                        pod_rv: object::resource_version(pod).to_string(),
+                        svc_rv: svc_rv.clone(),
+                        zone: zone.map(str::to_string),
+                        group: slice_plan::group_key(address_type, &ports),
+                        address_type,
+                        endpoint: endpoint(pod, ip, publish_not_ready, zone),
+                        ports,
+                    }
+                }
+            };
+            groups
+                .entry(m.group.clone())
+                .or_insert_with(|| (m.address_type.to_string(), m.ports.clone(), BTreeMap::new()))
+                .2
+                .insert(pod_name.to_string(), m.endpoint.clone());
+            memo.insert(pod_name.to_string(), m);
         }
+        self.memo.insert(key, memo);
 
         let labels = slice_labels(&svc);
         let owner = json!([{
@@ -319,37 +365,32 @@ impl Controller {
             }
         }
     }
+}
 
-    /// One endpoint for a pod, with KEP-1672 conditions.
-    fn endpoint(&self, pod: &Value, ip: &str, publish_not_ready: bool) -> Value {
-        let terminating = object::is_terminating(pod);
-        let pod_ready = object::condition(pod, "Ready") == Some("True");
-        let mut e = json!({
-            "addresses": [ip],
-            "conditions": {
-                "ready": publish_not_ready || (pod_ready && !terminating),
-                "serving": publish_not_ready || pod_ready,
-                "terminating": terminating,
-            },
-            "targetRef": {"kind": "Pod", "namespace": object::namespace(pod),
-                "name": object::name(pod), "uid": object::uid(pod)},
-        });
-        if let Some(node) = object::str_at(pod, &["spec", "nodeName"]).filter(|n| !n.is_empty()) {
-            e["nodeName"] = json!(node);
-            if let Some(zone) = self
-                .cache
-                .nodes
-                .get(node)
-                .and_then(|n| object::label(n, ZONE_LABEL))
-            {
-                e["zone"] = json!(zone);
-            }
+/// One endpoint for a pod, with KEP-1672 conditions.
+fn endpoint(pod: &Value, ip: &str, publish_not_ready: bool, zone: Option<&str>) -> Value {
+    let terminating = object::is_terminating(pod);
+    let pod_ready = object::condition(pod, "Ready") == Some("True");
+    let mut e = json!({
+        "addresses": [ip],
+        "conditions": {
+            "ready": publish_not_ready || (pod_ready && !terminating),
+            "serving": publish_not_ready || pod_ready,
+            "terminating": terminating,
+        },
+        "targetRef": {"kind": "Pod", "namespace": object::namespace(pod),
+            "name": object::name(pod), "uid": object::uid(pod)},
+    });
+    if let Some(node) = object::str_at(pod, &["spec", "nodeName"]).filter(|n| !n.is_empty()) {
+        e["nodeName"] = json!(node);
+        if let Some(zone) = zone {
+            e["zone"] = json!(zone);
         }
-        if let Some(h) = object::str_at(pod, &["spec", "hostname"]) {
-            e["hostname"] = json!(h);
-        }
-        e
     }
+    if let Some(h) = object::str_at(pod, &["spec", "hostname"]) {
+        e["hostname"] = json!(h);
+    }
+    e
 }
 
 /// A Service's selector, or `None` when it has none (slices managed by hand).
