@@ -19,6 +19,26 @@
 //! Data flow: HTTP handlers, the in-process [`Sim`] methods and the controllers all write
 //! through the [`store::Store`]; each commit is broadcast to watch streams, controllers
 //! and [`Sim::subscribe`] receivers.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use origin_discovery::sim::{Sim, SimConfig};
+//! use std::time::Duration;
+//!
+//! let sim = Sim::start(SimConfig {
+//!     endpointslice_delay: Duration::from_secs(1),
+//!     ..SimConfig::default()
+//! })
+//! .await?;
+//! sim.seed_demo()?; // demo/origin: 3 pods on node-a..c, Ready after the startup delay
+//! sim.write_kubeconfig(std::path::Path::new("/tmp/sim.kubeconfig"))?;
+//! let client = sim.client().await; // a kube::Client for the simulator
+//! let mut changes = sim.subscribe(); // every committed change, with its commit time
+//! sim.crash_pod("demo", "origin-0")?; // Ready=False now; the slice follows 1 s later
+//! sim.faults().drop_watches();
+//! sim.shutdown().await;
+//! # drop((client, changes.try_recv())); Ok(()) }
+//! ```
 
 #![warn(missing_docs)]
 
