@@ -472,8 +472,10 @@ fn start_watch(
         }
         Err(err) => return Err(err),
     };
+    // `timeoutSeconds=0` means "no explicit timeout", as with the apiserver.
     let timeout = q
         .number::<u64>("timeoutSeconds")?
+        .filter(|t| *t > 0)
         .map(std::time::Duration::from_secs)
         .unwrap_or(DEFAULT_WATCH_TIMEOUT);
     let stream = WatchStream {
