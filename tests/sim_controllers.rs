@@ -211,6 +211,17 @@ async fn endpointslice_updates_trail_pod_changes_by_the_configured_delay() {
     let lag = slice_at - pod_at.expect("pod event first");
     assert!(lag >= delay, "slice changed only {lag:?} after the pod");
     assert_eq!(conditions(&sim, "origin-2"), Some((false, false, false)));
+    // The slice names the change that triggered it, as upstream does.
+    let slice = sim.list::<EndpointSlice>(Some("demo")).remove(0);
+    let trigger = slice.metadata.annotations.unwrap()
+        ["endpoints.kubernetes.io/last-change-trigger-time"]
+        .clone();
+    let trigger = chrono::DateTime::parse_from_rfc3339(&trigger).unwrap();
+    let age = chrono::Utc::now().signed_duration_since(trigger);
+    assert!(
+        age >= chrono::Duration::from_std(delay).unwrap() - chrono::Duration::milliseconds(50),
+        "trigger only {age} ago"
+    );
     sim.shutdown().await;
 }
 
