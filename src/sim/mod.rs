@@ -8,8 +8,8 @@
 //!
 //! - [`resources`]: the table of served kinds; everything else is generic over it.
 //! - [`store`]: objects, the global `resourceVersion`, bounded history, change broadcast.
-//! - [`rest`] / [`server`]: HTTP routing and verbs / the stoppable accept loop.
-//! - [`watch`], [`pagination`], [`selector`], [`patch`], [`table`], [`format`], [`discovery`],
+//! - [`rest`] / `server`: HTTP routing and verbs / the stoppable accept loop.
+//! - [`watch`], [`pagination`], [`selector`], [`patch`], [`table`], [`format`](mod@format), [`discovery`],
 //!   [`defaults`], [`status`]: the API semantics, one concept each.
 //! - [`controllers`]: EndpointSlice controller, kubelet + scheduler, node leases and
 //!   lifecycle.
