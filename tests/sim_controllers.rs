@@ -211,6 +211,17 @@ async fn endpointslice_updates_trail_pod_changes_by_the_configured_delay() {
     let lag = slice_at - pod_at.expect("pod event first");
     assert!(lag >= delay, "slice changed only {lag:?} after the pod");
     assert_eq!(conditions(&sim, "origin-2"), Some((false, false, false)));
+    // The slice names the change that triggered it, as upstream does.
+    let slice = sim.list::<EndpointSlice>(Some("demo")).remove(0);
+    let trigger = slice.metadata.annotations.unwrap()
+        ["endpoints.kubernetes.io/last-change-trigger-time"]
+        .clone();
+    let trigger = chrono::DateTime::parse_from_rfc3339(&trigger).unwrap();
+    let age = chrono::Utc::now().signed_duration_since(trigger);
+    assert!(
+        age >= chrono::Duration::from_std(delay).unwrap() - chrono::Duration::milliseconds(50),
+        "trigger only {age} ago"
+    );
     sim.shutdown().await;
 }
 
@@ -249,10 +260,21 @@ async fn node_death_marks_node_unknown_and_its_pods_not_ready_after_grace() {
         node_ready(&sim).as_deref() == Some("Unknown")
     })
     .await;
+    // Unknown only once the grace has passed since the last renewal.
+    let last_renewal = sim
+        .get::<Lease>(Some("kube-node-lease"), "node-a")
+        .unwrap()
+        .spec
+        .unwrap()
+        .renew_time
+        .unwrap()
+        .0;
+    let silent_ms = chrono::Utc::now().timestamp_millis() - last_renewal.as_millisecond();
     assert!(
-        killed.elapsed() >= Duration::from_millis(250),
-        "marked too early"
+        silent_ms >= 390,
+        "marked Unknown after only {silent_ms} ms of silence"
     );
+    assert!(killed.elapsed() < Duration::from_secs(5));
     until(&mut rx, "pod on dead node not ready", || {
         conditions(&sim, "origin-0") == Some((false, false, false))
     })

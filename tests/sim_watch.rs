@@ -240,7 +240,12 @@ async fn stopped_server_refuses_connections_and_restart_keeps_state() {
     sim.restart().await.unwrap();
     let p = api.get("a").await.unwrap();
     assert_eq!(p.metadata.name.as_deref(), Some("a"));
+    let addr = sim.addr();
     sim.shutdown().await;
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "nothing listens after shutdown"
+    );
 }
 
 #[tokio::test]

@@ -8,8 +8,8 @@
 //!
 //! - [`resources`]: the table of served kinds; everything else is generic over it.
 //! - [`store`]: objects, the global `resourceVersion`, bounded history, change broadcast.
-//! - [`rest`] / [`server`]: HTTP routing and verbs / the stoppable accept loop.
-//! - [`watch`], [`pagination`], [`selector`], [`patch`], [`table`], [`format`], [`discovery`],
+//! - [`rest`] / `server`: HTTP routing and verbs / the stoppable accept loop.
+//! - [`watch`], [`pagination`], [`selector`], [`patch`], [`table`], [`format`](mod@format), [`discovery`],
 //!   [`defaults`], [`status`]: the API semantics, one concept each.
 //! - [`controllers`]: EndpointSlice controller, kubelet + scheduler, node leases and
 //!   lifecycle.
@@ -19,6 +19,26 @@
 //! Data flow: HTTP handlers, the in-process [`Sim`] methods and the controllers all write
 //! through the [`store::Store`]; each commit is broadcast to watch streams, controllers
 //! and [`Sim::subscribe`] receivers.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use origin_discovery::sim::{Sim, SimConfig};
+//! use std::time::Duration;
+//!
+//! let sim = Sim::start(SimConfig {
+//!     endpointslice_delay: Duration::from_secs(1),
+//!     ..SimConfig::default()
+//! })
+//! .await?;
+//! sim.seed_demo()?; // demo/origin: 3 pods on node-a..c, Ready after the startup delay
+//! sim.write_kubeconfig(std::path::Path::new("/tmp/sim.kubeconfig"))?;
+//! let client = sim.client().await; // a kube::Client for the simulator
+//! let mut changes = sim.subscribe(); // every committed change, with its commit time
+//! sim.crash_pod("demo", "origin-0")?; // Ready=False now; the slice follows 1 s later
+//! sim.faults().drop_watches();
+//! sim.shutdown().await;
+//! # drop((client, changes.try_recv())); Ok(()) }
+//! ```
 
 #![warn(missing_docs)]
 
@@ -104,8 +124,8 @@ impl Default for SimConfig {
             lease_renew_interval: Duration::from_secs(10),
             node_monitor_grace: Duration::from_secs(40),
             bookmark_interval: Duration::from_secs(30),
-            event_history: 4096,
-            watch_buffer: 4096,
+            event_history: 10_000,
+            watch_buffer: 8192,
             default_grace_period: Duration::from_secs(30),
         }
     }

@@ -243,37 +243,7 @@ async fn resource(
             let updated = sh.store.update(t.def, ns, name, t.part, false, obj)?;
             Ok(ok(&updated))
         }
-        (Method::PATCH, Some(name)) => {
-            let ct = parts
-                .headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            let kind = PatchType::from_content_type(ct)?;
-            let body = read_body(&parts, body).await?;
-            let p = patch::parse_body(kind, &body)?;
-            if kind == PatchType::Apply && sh.store.get(t.def, ns, name).is_none() {
-                let mut obj = p;
-                if !obj.is_object() {
-                    return Err(ApiError::bad_request("apply patch must be an object"));
-                }
-                object::meta_mut(&mut obj).insert("name".into(), json!(name));
-                let created = sh.store.create(t.def, ns, obj, false)?;
-                return Ok(json_response(StatusCode::CREATED, &created));
-            }
-            let patched = sh.store.modify(t.def, ns, name, t.part, false, |cur| {
-                let mut out = patch::apply(kind, cur, &p)?;
-                // A patch that does not name a version must not trip the version check.
-                if p.pointer("/metadata/resourceVersion").is_none() {
-                    object::meta_mut(&mut out).insert(
-                        "resourceVersion".into(),
-                        json!(object::resource_version(cur)),
-                    );
-                }
-                Ok(out)
-            })?;
-            Ok(ok(&patched))
-        }
+        (Method::PATCH, Some(name)) => patch_object(sh, &t, name, &parts, body).await,
         (Method::DELETE, Some(name)) => {
             let body = read_body(&parts, body).await?;
             let opts = delete_opts(q, &body)?;
@@ -285,36 +255,86 @@ async fn resource(
             };
             Ok(ok(&obj))
         }
-        (Method::DELETE, None) => {
-            let body = read_body(&parts, body).await?;
-            let opts = delete_opts(q, &body)?;
-            let (labels, fields) = selectors(t.def, q)?;
-            let (items, _) = sh.store.list(t.def, t.namespace);
-            let mut deleted = Vec::new();
-            for o in items
-                .iter()
-                .filter(|o| labels.matches_object(o) && fields.matches_object(o))
-            {
-                if let Ok(Deleted::Gone(d) | Deleted::Terminating(d)) = sh.store.delete(
-                    t.def,
-                    object::namespace(o),
-                    object::name(o),
-                    &opts,
-                    sh.config.default_grace_period,
-                ) {
-                    deleted.push(d);
-                }
-            }
-            Ok(ok(&json!({
-                "kind": t.def.list_kind(), "apiVersion": t.def.api_version(),
-                "metadata": {"resourceVersion": sh.store.resource_version().to_string()},
-                "items": deleted.iter().map(|d| (**d).clone()).collect::<Vec<_>>(),
-            })))
-        }
+        (Method::DELETE, None) => delete_collection(sh, &t, q, &parts, body).await,
         (m, _) => Err(ApiError::method_not_allowed(format!(
             "the server does not allow this method on the requested resource ({m})"
         ))),
     }
+}
+
+/// PATCH of one object (or its status); an apply patch creates a missing object.
+async fn patch_object(
+    sh: &Arc<Shared>,
+    t: &Target<'_>,
+    name: &str,
+    parts: &Parts,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let ns = t.namespace.unwrap_or("");
+    let ct = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let kind = PatchType::from_content_type(ct)?;
+    let body = read_body(parts, body).await?;
+    let p = patch::parse_body(kind, &body)?;
+    if kind == PatchType::Apply && sh.store.get(t.def, ns, name).is_none() {
+        let mut obj = p;
+        if !obj.is_object() {
+            return Err(ApiError::bad_request("apply patch must be an object"));
+        }
+        object::meta_mut(&mut obj).insert("name".into(), json!(name));
+        let created = sh.store.create(t.def, ns, obj, false)?;
+        return Ok(json_response(StatusCode::CREATED, &created));
+    }
+    let patched = sh.store.modify(t.def, ns, name, t.part, false, |cur| {
+        let mut out = patch::apply(kind, cur, &p)?;
+        // A patch that does not name a version must not trip the version check.
+        if p.pointer("/metadata/resourceVersion").is_none() {
+            object::meta_mut(&mut out).insert(
+                "resourceVersion".into(),
+                json!(object::resource_version(cur)),
+            );
+        }
+        Ok(out)
+    })?;
+    Ok(ok(&patched))
+}
+
+/// DELETE on a collection: deletes every selected object (gracefully for pods) and
+/// answers with the list of deleted (or now terminating) objects.
+async fn delete_collection(
+    sh: &Arc<Shared>,
+    t: &Target<'_>,
+    q: &Query,
+    parts: &Parts,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let body = read_body(parts, body).await?;
+    let opts = delete_opts(q, &body)?;
+    let (labels, fields) = selectors(t.def, q)?;
+    let (items, _) = sh.store.list(t.def, t.namespace);
+    let mut deleted = Vec::new();
+    for o in items
+        .iter()
+        .filter(|o| labels.matches_object(o) && fields.matches_object(o))
+    {
+        if let Ok(Deleted::Gone(d) | Deleted::Terminating(d)) = sh.store.delete(
+            t.def,
+            object::namespace(o),
+            object::name(o),
+            &opts,
+            sh.config.default_grace_period,
+        ) {
+            deleted.push(d);
+        }
+    }
+    Ok(ok(&json!({
+        "kind": t.def.list_kind(), "apiVersion": t.def.api_version(),
+        "metadata": {"resourceVersion": sh.store.resource_version().to_string()},
+        "items": deleted.iter().map(|d| (**d).clone()).collect::<Vec<_>>(),
+    })))
 }
 
 /// Rejects bodies in encodings the simulator does not decode (protobuf, CBOR) with the
@@ -472,8 +492,10 @@ fn start_watch(
         }
         Err(err) => return Err(err),
     };
+    // `timeoutSeconds=0` means "no explicit timeout", as with the apiserver.
     let timeout = q
         .number::<u64>("timeoutSeconds")?
+        .filter(|t| *t > 0)
         .map(std::time::Duration::from_secs)
         .unwrap_or(DEFAULT_WATCH_TIMEOUT);
     let stream = WatchStream {

@@ -328,8 +328,7 @@ impl FieldSelector {
             .all(|(field, eq, value)| (object::field_value(obj, field) == *value) == *eq)
     }
 
-    /// The value required by an equality on `metadata.name`, if any (lets a watch be
-    /// narrowed cheaply, and kubectl's `--wait` uses it).
+    /// Whether the selector has no requirements (matches everything).
     pub fn is_empty(&self) -> bool {
         self.reqs.is_empty()
     }

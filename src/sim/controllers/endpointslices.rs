@@ -11,7 +11,9 @@
 //! a real controller trails the watch it reads. Work is coalesced: all changes due at one
 //! moment are applied first, then each affected Service is reconciled once.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use chrono::{DateTime, Utc};
 
 use super::slice_plan::{self, Group};
 use std::sync::Arc;
@@ -34,6 +36,8 @@ pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 pub const MANAGED_BY_LABEL: &str = "endpointslice.kubernetes.io/managed-by";
 /// The real controller's manager name.
 pub const CONTROLLER_NAME: &str = "endpointslice-controller.k8s.io";
+/// Annotation with the time of the last change that triggered a slice update.
+pub const TRIGGER_TIME_ANNOTATION: &str = "endpoints.kubernetes.io/last-change-trigger-time";
 /// Node label carrying the zone.
 pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 
@@ -51,11 +55,27 @@ struct Cache {
     nodes: HashMap<String, Arc<Value>>,
 }
 
+/// A pod's endpoint as last computed for one Service, valid while the pod's and the
+/// Service's versions and the node's zone are unchanged.
+struct Memo {
+    pod_rv: String,
+    svc_rv: String,
+    zone: Option<String>,
+    group: String,
+    address_type: &'static str,
+    ports: Value,
+    endpoint: Value,
+}
+
 struct Controller {
     sh: Arc<Shared>,
     cache: Cache,
+    /// Per Service, per pod name.
+    memo: HashMap<Key, HashMap<String, Memo>>,
     delayed: VecDeque<SimEvent>,
-    dirty: BTreeSet<Key>,
+    /// Services to reconcile, with the wall-clock time of the latest change that
+    /// triggered it (`None` after a resync).
+    dirty: BTreeMap<Key, Option<DateTime<Utc>>>,
 }
 
 /// Runs until the simulator shuts down.
@@ -63,8 +83,9 @@ pub(crate) async fn run(sh: Arc<Shared>, mut rx: broadcast::Receiver<SimEvent>) 
     let mut c = Controller {
         sh: sh.clone(),
         cache: Cache::default(),
+        memo: HashMap::new(),
         delayed: VecDeque::new(),
-        dirty: BTreeSet::new(),
+        dirty: BTreeMap::new(),
     };
     c.resync();
     loop {
@@ -119,8 +140,9 @@ impl Controller {
         }
         // Services that vanished while we were behind still need their slices removed.
         let old: Vec<Key> = self.cache.services.keys().cloned().collect();
-        self.dirty.extend(old);
-        self.dirty.extend(cache.services.keys().cloned());
+        for key in old.into_iter().chain(cache.services.keys().cloned()) {
+            self.dirty.entry(key).or_insert(None);
+        }
         self.cache = cache;
         self.delayed.clear();
     }
@@ -145,8 +167,20 @@ impl Controller {
         }
     }
 
+    /// Marks a Service for reconciliation, keeping the latest trigger time.
+    fn mark(&mut self, key: Key, trigger: Option<DateTime<Utc>>) {
+        let slot = self.dirty.entry(key).or_insert(None);
+        if trigger > *slot {
+            *slot = trigger;
+        }
+    }
+
     fn apply(&mut self, ev: SimEvent) {
         let gone = ev.event_type == EventType::Deleted;
+        // Wall-clock commit time of the change, for the trigger-time annotation.
+        let trigger = chrono::Duration::from_std(ev.at.elapsed())
+            .ok()
+            .map(|ago| Utc::now() - ago);
         match ev.resource {
             "services" => {
                 let key = (ev.namespace.clone(), ev.name.clone());
@@ -155,7 +189,7 @@ impl Controller {
                 } else {
                     self.cache.services.insert(key.clone(), ev.object.clone());
                 }
-                self.dirty.insert(key);
+                self.mark(key, trigger);
             }
             "pods" => {
                 let pods = self.cache.pods.entry(ev.namespace.clone()).or_default();
@@ -164,6 +198,7 @@ impl Controller {
                 } else {
                     pods.insert(ev.name.clone(), ev.object.clone());
                 }
+                let mut hits = Vec::new();
                 let range = (ev.namespace.clone(), String::new())..;
                 for ((ns, name), svc) in self.cache.services.range(range) {
                     if *ns != ev.namespace {
@@ -173,8 +208,11 @@ impl Controller {
                     let hit = sel.matches_object(&ev.object)
                         || ev.old.as_deref().is_some_and(|o| sel.matches_object(o));
                     if hit {
-                        self.dirty.insert((ns.clone(), name.clone()));
+                        hits.push((ns.clone(), name.clone()));
                     }
+                }
+                for key in hits {
+                    self.mark(key, trigger);
                 }
             }
             "nodes" => {
@@ -186,7 +224,10 @@ impl Controller {
                     self.cache.nodes.insert(ev.name.clone(), ev.object.clone());
                 }
                 if zone_changed || gone {
-                    self.dirty.extend(self.cache.services.keys().cloned());
+                    let all: Vec<Key> = self.cache.services.keys().cloned().collect();
+                    for key in all {
+                        self.mark(key, trigger);
+                    }
                 }
             }
             _ => {}
@@ -194,13 +235,13 @@ impl Controller {
     }
 
     fn reconcile_dirty(&mut self) {
-        for key in std::mem::take(&mut self.dirty) {
-            self.reconcile(&key.0, &key.1);
+        for (key, trigger) in std::mem::take(&mut self.dirty) {
+            self.reconcile(&key.0, &key.1, trigger);
         }
     }
 
     /// Brings one Service's managed slices in line with the cache.
-    fn reconcile(&mut self, ns: &str, name: &str) {
+    fn reconcile(&mut self, ns: &str, name: &str, trigger: Option<DateTime<Utc>>) {
         let store = self.sh.store.clone();
         let existing: Vec<Arc<Value>> = store
             .list(kinds::endpointslices(), Some(ns))
@@ -217,6 +258,7 @@ impl Controller {
             .get(&(ns.to_string(), name.to_string()))
             .cloned()
         else {
+            self.memo.remove(&(ns.to_string(), name.to_string()));
             for s in existing {
                 let _ = store.delete(
                     kinds::endpointslices(),
@@ -235,7 +277,13 @@ impl Controller {
             .and_then(Value::as_bool)
             .unwrap_or(false);
 
-        // Desired endpoints, grouped by (address type, ports).
+        // Desired endpoints, grouped by (address type, ports). Endpoints are memoised per
+        // pod: only pods (or nodes, or the Service) that changed since the last
+        // reconcile are converted again, which keeps big Services cheap.
+        let key = (ns.to_string(), name.to_string());
+        let svc_rv = object::resource_version(&svc).to_string();
+        let mut old_memo = self.memo.remove(&key).unwrap_or_default();
+        let mut memo: HashMap<String, Memo> = HashMap::with_capacity(old_memo.len());
         let mut groups: BTreeMap<String, Group> = BTreeMap::new();
         for pod in self.cache.pods.get(ns).into_iter().flat_map(|m| m.values()) {
             if !sel.matches_object(pod) {
@@ -251,16 +299,40 @@ impl Controller {
             ) {
                 continue;
             }
-            let ports = endpoint_ports(&svc, pod);
-            let address_type = if ip.contains(':') { "IPv6" } else { "IPv4" };
-            let entry = groups
-                .entry(slice_plan::group_key(address_type, &ports))
-                .or_insert_with(|| (address_type.to_string(), ports, BTreeMap::new()));
-            entry.2.insert(
-                object::name(pod).to_string(),
-                self.endpoint(pod, ip, publish_not_ready),
-            );
+            let pod_name = object::name(pod);
+            let zone = object::str_at(pod, &["spec", "nodeName"])
+                .and_then(|n| self.cache.nodes.get(n))
+                .and_then(|n| object::label(n, ZONE_LABEL));
+            let m = match old_memo.remove(pod_name) {
+                Some(m)
+                    if m.pod_rv == object::resource_version(pod)
+                        && m.svc_rv == svc_rv
+                        && m.zone.as_deref() == zone =>
+                {
+                    m
+                }
+                _ => {
+                    let ports = endpoint_ports(&svc, pod);
+                    let address_type = if ip.contains(':') { "IPv6" } else { "IPv4" };
+                    Memo {
+                        pod_rv: object::resource_version(pod).to_string(),
+                        svc_rv: svc_rv.clone(),
+                        zone: zone.map(str::to_string),
+                        group: slice_plan::group_key(address_type, &ports),
+                        address_type,
+                        endpoint: endpoint(pod, name, ip, publish_not_ready, zone),
+                        ports,
+                    }
+                }
+            };
+            groups
+                .entry(m.group.clone())
+                .or_insert_with(|| (m.address_type.to_string(), m.ports.clone(), BTreeMap::new()))
+                .2
+                .insert(pod_name.to_string(), m.endpoint.clone());
+            memo.insert(pod_name.to_string(), m);
         }
+        self.memo.insert(key, memo);
 
         let labels = slice_labels(&svc);
         let owner = json!([{
@@ -269,6 +341,7 @@ impl Controller {
         }]);
 
         let (planned, fresh) = slice_plan::plan(existing, groups, max);
+        let trigger_time = trigger.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true));
 
         for (s, plan) in planned {
             let sname = object::name(&s).to_string();
@@ -299,6 +372,10 @@ impl Controller {
                         o["addressType"] = json!(at);
                         o["ports"] = ports;
                         o["endpoints"] = Value::Array(eps);
+                        if let Some(t) = &trigger_time {
+                            object::obj_mut(o, &["metadata", "annotations"])
+                                .insert(TRIGGER_TIME_ANNOTATION.into(), json!(t));
+                        }
                         let meta = object::meta_mut(o);
                         meta.insert("labels".into(), Value::Object(labels));
                         meta.insert("ownerReferences".into(), owner);
@@ -308,48 +385,58 @@ impl Controller {
             }
         }
         for (at, ports, eps) in fresh {
-            let obj = json!({
+            let mut obj = json!({
                 "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
                 "metadata": {"generateName": format!("{name}-"), "namespace": ns,
                     "labels": labels, "ownerReferences": owner},
                 "addressType": at, "ports": ports, "endpoints": eps,
             });
+            if let Some(t) = &trigger_time {
+                obj["metadata"]["annotations"] = json!({TRIGGER_TIME_ANNOTATION: t});
+            }
             if let Err(e) = store.create(kinds::endpointslices(), ns, obj, true) {
                 tracing::warn!(service = name, error = %e, "sim: creating EndpointSlice failed");
             }
         }
     }
+}
 
-    /// One endpoint for a pod, with KEP-1672 conditions.
-    fn endpoint(&self, pod: &Value, ip: &str, publish_not_ready: bool) -> Value {
-        let terminating = object::is_terminating(pod);
-        let pod_ready = object::condition(pod, "Ready") == Some("True");
-        let mut e = json!({
-            "addresses": [ip],
-            "conditions": {
-                "ready": publish_not_ready || (pod_ready && !terminating),
-                "serving": publish_not_ready || pod_ready,
-                "terminating": terminating,
-            },
-            "targetRef": {"kind": "Pod", "namespace": object::namespace(pod),
-                "name": object::name(pod), "uid": object::uid(pod)},
-        });
-        if let Some(node) = object::str_at(pod, &["spec", "nodeName"]).filter(|n| !n.is_empty()) {
-            e["nodeName"] = json!(node);
-            if let Some(zone) = self
-                .cache
-                .nodes
-                .get(node)
-                .and_then(|n| object::label(n, ZONE_LABEL))
-            {
-                e["zone"] = json!(zone);
-            }
+/// One endpoint for a pod, with KEP-1672 conditions.
+fn endpoint(
+    pod: &Value,
+    service: &str,
+    ip: &str,
+    publish_not_ready: bool,
+    zone: Option<&str>,
+) -> Value {
+    let terminating = object::is_terminating(pod);
+    let pod_ready = object::condition(pod, "Ready") == Some("True");
+    let mut e = json!({
+        "addresses": [ip],
+        "conditions": {
+            "ready": publish_not_ready || (pod_ready && !terminating),
+            "serving": publish_not_ready || pod_ready,
+            "terminating": terminating,
+        },
+        "targetRef": {"kind": "Pod", "namespace": object::namespace(pod),
+            "name": object::name(pod), "uid": object::uid(pod)},
+    });
+    if let Some(node) = object::str_at(pod, &["spec", "nodeName"]).filter(|n| !n.is_empty()) {
+        e["nodeName"] = json!(node);
+        if let Some(zone) = zone {
+            e["zone"] = json!(zone);
         }
-        if let Some(h) = object::str_at(pod, &["spec", "hostname"]) {
+    }
+    // Upstream publishes the hostname only when the pod's subdomain names the Service.
+    if let (Some(h), Some(sub)) = (
+        object::str_at(pod, &["spec", "hostname"]),
+        object::str_at(pod, &["spec", "subdomain"]),
+    ) {
+        if sub == service {
             e["hostname"] = json!(h);
         }
-        e
     }
+    e
 }
 
 /// A Service's selector, or `None` when it has none (slices managed by hand).

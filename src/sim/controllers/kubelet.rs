@@ -3,9 +3,12 @@
 //! running, every condition `True`), finishes graceful deletions when the grace period
 //! ends, and turns a recovered container ready again after the startup delay.
 //!
-//! Crash and recover are synchronous store writes ([`crash`], [`recover`]) so the caller
+//! Crash and recover are synchronous store writes ([`Sim::crash_pod`](crate::sim::Sim::crash_pod), [`Sim::recover_pod`](crate::sim::Sim::recover_pod)) so the caller
 //! sees the status change as soon as the call returns; the kubelet task only reacts to
 //! what they leave (a running but unready container on a live node gets ready later).
+//! The kubelet owns pod status like a real one: a running pod whose containers all run
+//! but whose `Ready` condition is not `True` is made ready again after the startup
+//! delay, so keeping a pod down is done with [`Sim::crash_pod`](crate::sim::Sim::crash_pod), not by patching its status.
 //! Pods on a dead node are left alone — they neither start, become ready nor finish
 //! terminating — as with a real node whose kubelet is gone.
 
@@ -136,6 +139,12 @@ impl Kubelet {
     }
 
     fn on_pod(&mut self, pod: &Value, ev: Option<&SimEvent>) {
+        // IPs set by others (in-process creates with a status) are taken too.
+        if let Some(ip) = object::str_at(pod, &["status", "podIP"]) {
+            if !self.ips_in_use.contains(ip) {
+                self.ips_in_use.insert(ip.to_string());
+            }
+        }
         let node = object::str_at(pod, &["spec", "nodeName"]).unwrap_or("");
         if object::is_terminating(pod) {
             if !node.is_empty() && self.sh.node_is_dead(node) {

@@ -1,7 +1,7 @@
 //! The cluster's own controllers, emulated: the EndpointSlice controller, a kubelet (with
 //! the scheduler's node assignment), and node heartbeats plus the node lifecycle
 //! controller. Each is one task that follows the store's change broadcast, keeps its
-//! timers in a [`Timers`] queue, and ends when the simulator's cancellation token fires.
+//! timers in a `Timers` queue, and ends when the simulator's cancellation token fires.
 
 pub mod endpointslices;
 pub mod kubelet;
