@@ -44,6 +44,10 @@ bin=${ORIGIN_DISCOVERY_BIN:-target/debug/origin-discovery}
 if [[ ! -x "$bin" ]]; then
   echo "test-browser: $bin missing; cargo build" >&2
   cargo build
+  if [[ ! -x "$bin" ]]; then
+    echo "test-browser: $bin still missing after cargo build" >&2
+    exit 1
+  fi
 fi
 ORIGIN_DISCOVERY_BIN=$(realpath "$bin")
 export ORIGIN_DISCOVERY_BIN

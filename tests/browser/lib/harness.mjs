@@ -7,7 +7,7 @@
 
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, createWriteStream } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -177,8 +177,15 @@ export function spawnChild(cmd, args, { name, log }) {
       children.delete(child);
       resolve({ code, signal });
     });
+    // A spawn failure (e.g. ENOENT) may never emit 'exit'.
+    child.once('error', (e) => {
+      console.error(`${name}: ${e.message}`);
+      if (child.pid == null) {
+        children.delete(child);
+        resolve({ code: null, signal: null, error: e.message });
+      }
+    });
   });
-  child.once('error', (e) => console.error(`${name}: ${e.message}`));
   child.stdin.on('error', () => {});
   const out = new LineWaiter(child.stdout, logStream);
   child.stderr.on('data', (d) => logStream?.write(d));
@@ -217,6 +224,9 @@ export async function stopChild(c, signal = 'SIGTERM', graceMs = 5_000) {
  * @returns {Promise<{api: string, admin: string, sim: string, kubeconfig: string, stop: () => Promise<void>}>}
  */
 export async function startDev({ extraArgs = [], logName }) {
+  if (!existsSync(BINARY)) {
+    throw new Error(`${BINARY} does not exist: run \`cargo build\` (scripts/test-browser.sh does) or set ORIGIN_DISCOVERY_BIN`);
+  }
   const dir = mkdtempSync(path.join(tmpdir(), 'od-browser-'));
   const kubeconfig = path.join(dir, 'kubeconfig');
   const log = path.join(ARTIFACTS, logName);
