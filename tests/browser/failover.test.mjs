@@ -314,6 +314,11 @@ describe('browser failover (origin-discovery client vs. Service-VIP baseline)', 
           : (rec.od.pushRemovedMs ?? Infinity) < (rec.od.socketClosedMs ?? Infinity)
             ? 'push'
             : 'socket';
+      // The client's own reaction: first signal → next connection attempt opened (DESIGN.md:
+      // "try the next ranked target at once (≤ 100 ms)").
+      const signalAt = Math.min(rec.od.socketClosedMs ?? Infinity, rec.od.pushRemovedMs ?? Infinity);
+      const nextAttempt = odEvents.find((e) => e.type === 'ws-new' && e.t - t0 >= signalAt);
+      rec.od.reactionMs = nextAttempt && Number.isFinite(signalAt) ? nextAttempt.t - t0 - signalAt : null;
       rec.od.steps = odEvents
         .filter((e) => ['failover', 'migrate', 'connect', 'retry', 'giveup', 'ws-close'].includes(e.type))
         .map((e) => ({ ms: e.t - t0, ...e, t: undefined }));
@@ -478,6 +483,7 @@ function writeSummary() {
     },
     odSocketClosedMs: stats(results.crashRounds.map((r) => r.od.socketClosedMs)),
     odPushRemovedMs: stats(results.crashRounds.map((r) => r.od.pushRemovedMs)),
+    odReactionMs: stats(results.crashRounds.map((r) => r.od.reactionMs)),
     migration: {
       rounds: g.length,
       migratedBeforeOldOriginClosed: clean.length,
@@ -496,7 +502,8 @@ function writeSummary() {
     `failover (baseline: Service VIP + 3 s retry floor): p50 ${base.p50} ms, p95 ${base.p95} ms, n=${base.n} (max ${base.max} ms)`,
     `  origin-discovery page learned of the crash first from: the controller's push in ${results.summary.odFirstSignal.push} rounds, ` +
       `its own socket closing in ${results.summary.odFirstSignal.socket} (push p50 ${results.summary.odPushRemovedMs.p50} ms, ` +
-      `socket close p50 ${results.summary.odSocketClosedMs.p50} ms after the kill)`,
+      `socket close p50 ${results.summary.odSocketClosedMs.p50} ms after the kill); ` +
+      `first signal → next connection attempt p50 ${results.summary.odReactionMs.p50} ms, max ${results.summary.odReactionMs.max} ms`,
     `migration (graceful delete, grace ${GRACE_SECONDS}s): ${m.migratedBeforeOldOriginClosed}/${m.rounds} migrated make-before-break before the old origin closed; ` +
       `onMigrate p50 ${m.onMigrateMs.p50} ms / p95 ${m.onMigrateMs.p95} ms after the delete, ` +
       `on the new origin p50 ${m.connectedMs.p50} ms / p95 ${m.connectedMs.p95} ms, echo gap p50 ${m.echoGapMs.p50} ms / max ${m.echoGapMs.max} ms`,
