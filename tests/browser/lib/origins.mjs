@@ -4,6 +4,7 @@
 // Spare processes are started ahead of time, so that registering a replacement at a measured
 // moment costs one REST call, not a Node start-up competing for the two cores.
 
+import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { ARTIFACTS, HERE, spawnChild, stopChild, onCleanup } from './harness.mjs';
 
@@ -73,6 +74,7 @@ export class EchoFleet {
     /** @type {EchoOrigin[]} */ this.spares = [];
     /** @type {Map<string, EchoOrigin>} */ this.byName = new Map();
     this.log = path.join(ARTIFACTS, 'echo-origins.log');
+    rmSync(this.log, { force: true });
     onCleanup(() => this.stopAll());
   }
 
