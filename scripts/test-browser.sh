@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Real-browser end-to-end tests (tests/browser): Debian's chromium, headless, driven by
+# playwright-core, against `origin-discovery dev` with real WebSocket origin processes.
+#   - failover.test.mjs: crash failover of the JS client vs. a Service-VIP baseline (p50/p95),
+#     graceful-delete migration;
+#   - dashboard.test.mjs: the dashboard served at GET / shows the pool and updates live.
+# Results: test-artifacts/failover.json, screenshots and logs under test-artifacts/.
+#
+# Usage:
+#   scripts/test-browser.sh
+#
+# Environment:
+#   ORIGIN_DISCOVERY_BIN  controller binary (default target/debug/origin-discovery; built with
+#                         `cargo build` when missing)
+#   CHROMIUM_PATH         browser (default /usr/bin/chromium, installed with apt when missing;
+#                         never a downloaded browser)
+#   BROWSER_E2E_ROUNDS    crash and graceful rounds each (default 20)
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+started=$SECONDS
+trap 'echo "test-browser: finished in $((SECONDS - started)) s" >&2' EXIT
+
+chromium=${CHROMIUM_PATH:-/usr/bin/chromium}
+if [[ ! -x "$chromium" ]]; then
+  if [[ "$chromium" != /usr/bin/chromium ]]; then
+    echo "test-browser: CHROMIUM_PATH=$chromium is not executable" >&2
+    exit 1
+  fi
+  echo "test-browser: installing chromium (Debian package)" >&2
+  sudo=()
+  if [[ $(id -u) -ne 0 ]]; then sudo=(sudo); fi
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo[@]}" apt-get update -q
+  "${sudo[@]}" apt-get install -y -q chromium
+fi
+export CHROMIUM_PATH=$chromium
+
+echo "test-browser: npm ci in tests/browser" >&2
+(cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+
+bin=${ORIGIN_DISCOVERY_BIN:-target/debug/origin-discovery}
+if [[ ! -x "$bin" ]]; then
+  echo "test-browser: $bin missing; cargo build" >&2
+  cargo build
+  if [[ ! -x "$bin" ]]; then
+    echo "test-browser: $bin still missing after cargo build" >&2
+    exit 1
+  fi
+fi
+ORIGIN_DISCOVERY_BIN=$(realpath "$bin")
+export ORIGIN_DISCOVERY_BIN
+
+mkdir -p test-artifacts
+# One test file at a time: both measure timing on a 2-core machine.
+node --test --test-concurrency=1 --test-reporter=spec tests/browser/

@@ -1,0 +1,81 @@
+// The dashboard the controller serves at `GET <api>/`, in Debian's headless chromium: it
+// lists the pool, shows its origins, and updates live when an origin is deleted (draining at
+// once, gone when the grace period ends). Runs against `origin-discovery dev` and its seeded
+// `demo/origin` pool (three simulated origins). Screenshots: test-artifacts/dashboard*.png.
+
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+
+import { ARTIFACTS, Sim, cleanup, launchBrowser, startDev } from './lib/harness.mjs';
+
+const POOL = 'demo/origin';
+const VICTIM = 'origin-1';
+const GRACE_SECONDS = 2;
+
+/** @type {{api: string, sim: string}} */ let dev;
+/** @type {import('playwright-core').Page} */ let page;
+const pageErrors = [];
+
+describe('dashboard', { concurrency: 1 }, () => {
+  before(async () => {
+    dev = await startDev({ logName: 'dashboard-dev.log' });
+    const browser = await launchBrowser();
+    page = await browser.newPage();
+    page.on('pageerror', (e) => pageErrors.push(e.message));
+  });
+
+  after(cleanup);
+
+  test('shows the pool and its origins', { timeout: 60_000 }, async () => {
+    await page.goto(`${dev.api}/#${POOL}`);
+    await page.locator(`#pools a[href="#${POOL}"]`).waitFor({ timeout: 10_000 });
+    await page.locator('#pool-title', { hasText: POOL }).waitFor({ timeout: 10_000 });
+    await page.locator('#status', { hasText: /^live/ }).waitFor({ timeout: 10_000 });
+    await page.waitForFunction(() => document.querySelectorAll('#origins tr.ready').length === 3, null, { timeout: 10_000 });
+    const ids = await page.locator('#origins td.id').allTextContents();
+    assert.deepEqual(ids, ['origin-0', 'origin-1', 'origin-2']);
+    const badges = await page.locator('#origins .badge').allTextContents();
+    assert.deepEqual(badges, ['ready', 'ready', 'ready']);
+    // The pool list shows the pool's ready count.
+    assert.equal(await page.locator(`#pools a[href="#${POOL}"] .count.ready`).textContent(), '3');
+    await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-initial.png'), fullPage: true });
+    assert.deepEqual(pageErrors, []);
+  });
+
+  test('updates live when an origin is deleted', { timeout: 60_000 }, async () => {
+    const sim = new Sim(dev.sim);
+    const row = page.locator('#origins tr', { has: page.locator('td.id', { hasText: VICTIM }) });
+    assert.equal(await row.count(), 1);
+
+    const t0 = Date.now();
+    await sim.deletePod('demo', VICTIM, GRACE_SECONDS);
+    // At once: the row turns draining (the Pod watch sees deletionTimestamp)…
+    await page.waitForFunction(
+      (id) => [...document.querySelectorAll('#origins tr.draining td.id')].some((td) => td.textContent === id),
+      VICTIM,
+      { timeout: 5_000, polling: 20 },
+    );
+    const drainingMs = Date.now() - t0;
+    assert.equal(await row.locator('.badge').textContent(), 'draining');
+    await page.locator('#timeline .chg.upd', { hasText: `${VICTIM} → draining` }).first().waitFor({ timeout: 5_000 });
+    await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-draining.png'), fullPage: true });
+
+    // …and it disappears when the grace period has ended and the pod is gone.
+    await page.waitForFunction(
+      (id) => ![...document.querySelectorAll('#origins td.id')].some((td) => td.textContent === id),
+      VICTIM,
+      { timeout: (GRACE_SECONDS + 10) * 1_000, polling: 50 },
+    );
+    const goneMs = Date.now() - t0;
+    await page.locator('#timeline .chg.del', { hasText: `−${VICTIM}` }).first().waitFor({ timeout: 5_000 });
+    assert.deepEqual(await page.locator('#origins td.id').allTextContents(), ['origin-0', 'origin-2']);
+    assert.equal(await page.locator('#origins tr.ready').count(), 2);
+    // The simulated clients of the deleted origin moved: nobody is left without an origin.
+    assert.equal(await page.locator('#bars .bar-row.error').count(), 0);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard.png'), fullPage: true });
+    console.log(`dashboard: ${VICTIM} shown draining ${drainingMs} ms after the delete, gone after ${goneMs} ms (grace ${GRACE_SECONDS}s)`);
+    assert.ok(drainingMs < 1_000, `draining shown only after ${drainingMs} ms`);
+    assert.deepEqual(pageErrors, []);
+  });
+});
