@@ -1,9 +1,9 @@
 # One entry point for every test: `make test` (what CI runs via .ci/run).
 # Each part installs what it needs itself (Python venv, npm packages, Debian packages).
 
-.PHONY: test lint test-rust test-chart test-js dev
+.PHONY: test lint test-rust test-chart test-js test-browser dev
 
-test: lint test-rust test-chart test-js
+test: lint test-rust test-chart test-js test-browser
 
 lint:
 	cargo fmt --all -- --check
@@ -18,6 +18,11 @@ test-chart:
 
 test-js:
 	bash clients/js/run-tests.sh
+
+# Real Chromium (installed with apt when missing) against `origin-discovery dev`.
+test-browser:
+	cargo build
+	bash scripts/test-browser.sh
 
 dev:
 	cargo run --release -- dev

@@ -286,6 +286,7 @@ function watch(pool) {
     lastFrameAt = receivedAt;
   });
   d.on('change', (c) => {
+    schedulePoolsRefresh();
     const moved = reassign(c.origins);
     flash = new Set([...c.added, ...c.updated].map((o) => o.id));
     /** @type {string | null} */
@@ -316,6 +317,16 @@ $('client-count').addEventListener('change', () => {
 });
 window.addEventListener('hashchange', onHash);
 onHash();
+/** Refreshes the pool list soon after a change (debounced), so its counts follow the table. */
+let poolsRefreshTimer = null;
+function schedulePoolsRefresh() {
+  if (poolsRefreshTimer !== null) return;
+  poolsRefreshTimer = setTimeout(() => {
+    poolsRefreshTimer = null;
+    refreshPools();
+  }, 200);
+}
+
 refreshPools();
 setInterval(refreshPools, POOLS_REFRESH_MS);
 setInterval(tickAges, 1_000);

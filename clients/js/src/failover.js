@@ -416,6 +416,8 @@ export class FailoverConnection {
     if (this._pending === p) this._pending = null;
     const previous = this._current;
     const migrated = !!this._migrating;
+    // The old connection may have died mid-move; still report where the app moved from.
+    const from = this._migrating?.from ?? null;
     this._migrating = null;
     this._current = { origin: p.origin, conn: p.conn, detach: p.detach };
     this._excluded.clear();
@@ -427,7 +429,7 @@ export class FailoverConnection {
       previous.detach();
       this._closeConn(previous.conn);
     }
-    this._o.onConnect?.({ connection: p.conn, origin: p.origin, migrated, previous: previous?.origin ?? null });
+    this._o.onConnect?.({ connection: p.conn, origin: p.origin, migrated, previous: previous?.origin ?? from });
   }
 
   /**

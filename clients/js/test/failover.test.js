@@ -247,6 +247,25 @@ test('the old connection dying during a migration is not a second failover', asy
   assert.equal(h.state, 'connected');
 });
 
+test('a migration whose old connection died midway still reports where it moved from', async () => {
+  const d = new FakeDiscovery(five());
+  const order = rank(d.origins, 'cam', { count: 2 }).map((o) => o.id);
+  const connects = [];
+  const { conns } = harness(d, 'cam', { onConnect: (i) => connects.push(i) });
+  await tick();
+  conns[0].open();
+  await tick();
+  d.set(d.origins.filter((o) => o.id !== order[0]));
+  await tick();
+  conns[0].kill();
+  await tick();
+  conns[1].open();
+  await tick();
+  const last = connects.at(-1);
+  assert.equal(last.migrated, true);
+  assert.equal(last.previous?.id, order[0]);
+});
+
 test('many clients of a dead origin spread over the survivors by key', async () => {
   const d = new FakeDiscovery(five());
   const handles = [];
