@@ -62,6 +62,15 @@ pub async fn start(settings: Settings, client: Client) -> anyhow::Result<Running
             anyhow::bail!("--service {other} is outside --namespace {ns}");
         }
     }
+    // Bind first: a taken port is a clear error before anything starts watching.
+    let api_listener = TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("binding the API listener to {}", settings.listen))?;
+    let admin_listener = TcpListener::bind(settings.admin_listen)
+        .await
+        .with_context(|| format!("binding the admin listener to {}", settings.admin_listen))?;
+    let api_addr = api_listener.local_addr()?;
+    let admin_addr = admin_listener.local_addr()?;
     let epoch = new_epoch();
     let hub = Arc::new(Hub::new(epoch.clone(), args.delta_log as usize));
     let metrics = Metrics::new();
@@ -145,14 +154,6 @@ pub async fn start(settings: Settings, client: Client) -> anyhow::Result<Running
         shutdown: shutdown.clone(),
         sessions: sessions.clone(),
     };
-    let api_listener = TcpListener::bind(settings.listen)
-        .await
-        .with_context(|| format!("binding the API listener to {}", settings.listen))?;
-    let admin_listener = TcpListener::bind(settings.admin_listen)
-        .await
-        .with_context(|| format!("binding the admin listener to {}", settings.admin_listen))?;
-    let api_addr = api_listener.local_addr()?;
-    let admin_addr = admin_listener.local_addr()?;
     let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let mut servers = JoinSet::new();
     let token = shutdown.clone();
