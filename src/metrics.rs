@@ -2,7 +2,6 @@
 //! label sets are small and fixed (pool ids are bounded by the number of opted-in Services).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -151,13 +150,6 @@ impl Metrics {
             rejected,
             registry: Arc::new(registry),
         }
-    }
-
-    /// Records a push for `transport` whose triggering event arrived `elapsed` ago.
-    pub fn observe_push(&self, transport: &'static str, elapsed: Duration) {
-        self.push_latency
-            .get_or_create(&TransportLabels { transport })
-            .observe(elapsed.as_secs_f64());
     }
 
     /// Refreshes the per-pool gauges from the hub (called at scrape time).

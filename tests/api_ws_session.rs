@@ -54,11 +54,7 @@ fn start(heartbeat: Duration) -> Harness {
     let (input, in_rx) = mpsc::channel(16);
     let shutdown = CancellationToken::new();
     let sub = Subscription::new(hub.pool(&pool()).unwrap(), None);
-    let ctx = SessionContext {
-        heartbeat,
-        shutdown: shutdown.clone(),
-        metrics: Metrics::new(),
-    };
+    let ctx = SessionContext::new(heartbeat, shutdown.clone(), &Metrics::new());
     let task = tokio::spawn(async move {
         let mut sink = out_tx;
         let mut stream = in_rx;
@@ -265,11 +261,11 @@ async fn subscriber_that_never_reads_is_disconnected_after_the_write_timeout_and
         revision: 1,
         origins: vec![origin("a")],
     });
-    let ctx = SessionContext {
-        heartbeat: Duration::from_secs(5),
-        shutdown: CancellationToken::new(),
-        metrics: Metrics::new(),
-    };
+    let ctx = SessionContext::new(
+        Duration::from_secs(5),
+        CancellationToken::new(),
+        &Metrics::new(),
+    );
     let stuck_sub = Subscription::new(hub.pool(&pool()).unwrap(), None);
     let (_keep_open, stuck_in) = mpsc::channel::<Result<Message, Infallible>>(1);
     let stuck_ctx = ctx.clone();

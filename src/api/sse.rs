@@ -19,8 +19,9 @@ use super::error::{ApiError, Result};
 use super::limits::Permit;
 use super::{pool_id, query_pairs, resume_params, ApiState, ClientAddr};
 use crate::hub::{FrameKind, Subscription};
-use crate::metrics::{Metrics, TransportLabels};
+use crate::metrics::TransportLabels;
 use axum::extract::ConnectInfo;
+use prometheus_client::metrics::histogram::Histogram;
 
 const TRANSPORT: TransportLabels = TransportLabels { transport: "sse" };
 
@@ -53,7 +54,9 @@ pub async fn events(
         sub,
         heartbeat,
         shutdown: state.shutdown.clone(),
-        metrics: state.metrics.clone(),
+        push_latency: state.metrics.push_latency.get_or_create(&TRANSPORT).clone(),
+        period,
+        last_write: Instant::now(),
         epoch: state.hub.epoch().to_string(),
         started: false,
         done: false,
@@ -93,7 +96,9 @@ struct Session {
     sub: Subscription,
     heartbeat: Interval,
     shutdown: CancellationToken,
-    metrics: Metrics,
+    push_latency: Histogram,
+    period: std::time::Duration,
+    last_write: Instant,
     epoch: String,
     started: bool,
     done: bool,
@@ -110,24 +115,31 @@ impl Session {
             self.started = true;
             out.put_slice(format!("retry: {RETRY_MS}\n").as_bytes());
         }
-        tokio::select! {
-            biased;
-            _ = self.shutdown.cancelled() => return None,
-            frame = self.sub.next() => {
-                let frame = frame?;
-                out.put_slice(format!("id: {}-{}\ndata: ", self.epoch, frame.revision).as_bytes());
-                out.put_slice(&frame.bytes);
-                out.put_slice(b"\n\n");
-                if let Some(received) = frame.received {
-                    self.metrics.observe_push("sse", received.elapsed());
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.shutdown.cancelled() => return None,
+                frame = self.sub.next() => {
+                    let frame = frame?;
+                    out.put_slice(format!("id: {}-{}\ndata: ", self.epoch, frame.revision).as_bytes());
+                    out.put_slice(&frame.bytes);
+                    out.put_slice(b"\n\n");
+                    if let Some(received) = frame.received {
+                        self.push_latency.observe(received.elapsed().as_secs_f64());
+                    }
+                    if frame.kind == FrameKind::Removed {
+                        self.done = true;
+                    }
+                    self.last_write = Instant::now();
+                    break;
                 }
-                if frame.kind == FrameKind::Removed {
-                    self.done = true;
+                _ = self.heartbeat.tick() => {
+                    // Skipped while frames flow (see the WebSocket session).
+                    if self.last_write.elapsed() >= self.period {
+                        out.put_slice(format!(": heartbeat {}\n\n", self.sub.revision()).as_bytes());
+                        break;
+                    }
                 }
-                self.heartbeat.reset();
-            }
-            _ = self.heartbeat.tick() => {
-                out.put_slice(format!(": heartbeat {}\n\n", self.sub.revision()).as_bytes());
             }
         }
         Some(out.freeze())

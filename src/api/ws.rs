@@ -22,6 +22,8 @@ use crate::hub::{FrameKind, Subscription};
 use crate::messages::{ClientMessage, Message as Msg};
 use crate::metrics::{Metrics, TransportLabels};
 use axum::extract::ConnectInfo;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::Histogram;
 
 /// Close codes used by the server.
 pub mod close {
@@ -78,11 +80,11 @@ pub async fn watch(
         state.metrics.rejected.get_or_create(&TRANSPORT).inc();
     })?;
     let sub = Subscription::new(channel, resume.as_ref().map(|(e, r)| (e.as_str(), *r)));
-    let ctx = SessionContext {
-        heartbeat: state.config.heartbeat_interval,
-        shutdown: state.shutdown.clone(),
-        metrics: state.metrics.clone(),
-    };
+    let ctx = SessionContext::new(
+        state.config.heartbeat_interval,
+        state.shutdown.clone(),
+        &state.metrics,
+    );
     let sessions = state.sessions.clone();
     Ok(upgrade
         // Subscribers mostly listen: a small read buffer keeps idle sessions cheap (the
@@ -110,8 +112,22 @@ pub struct SessionContext {
     pub heartbeat: Duration,
     /// Process shutdown.
     pub shutdown: CancellationToken,
-    /// Metrics.
-    pub metrics: Metrics,
+    /// This transport's push latency histogram, resolved once per session (not per frame).
+    push_latency: Histogram,
+    /// This transport's catch-up snapshot counter.
+    resets: Counter,
+}
+
+impl SessionContext {
+    /// A context recording into `metrics`.
+    pub fn new(heartbeat: Duration, shutdown: CancellationToken, metrics: &Metrics) -> Self {
+        Self {
+            heartbeat,
+            shutdown,
+            push_latency: metrics.push_latency.get_or_create(&TRANSPORT).clone(),
+            resets: metrics.resets.get_or_create(&TRANSPORT).clone(),
+        }
+    }
 }
 
 /// Why a session ended.
@@ -137,9 +153,12 @@ where
     S: Sink<Message> + Unpin,
     R: Stream<Item = std::result::Result<Message, E>> + Unpin,
 {
+    // The heartbeat ticks at a fixed rate and is skipped when a frame went out recently:
+    // cheaper than re-arming a timer for every frame of every subscriber.
     let mut heartbeat =
         tokio::time::interval_at(tokio::time::Instant::now() + ctx.heartbeat, ctx.heartbeat);
     heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut last_write = tokio::time::Instant::now();
     let mut first = true;
     loop {
         tokio::select! {
@@ -173,21 +192,24 @@ where
                     return close(sink, close::NORMAL, "pool removed").await;
                 };
                 if frame.kind == FrameKind::Snapshot && !first {
-                    ctx.metrics.resets.get_or_create(&TRANSPORT).inc();
+                    ctx.resets.inc();
                 }
                 first = false;
                 if !send(sink, frame.bytes).await {
                     return SessionEnd::WriteFailed;
                 }
                 if let Some(received) = frame.received {
-                    ctx.metrics.observe_push("websocket", received.elapsed());
+                    ctx.push_latency.observe(received.elapsed().as_secs_f64());
                 }
                 if frame.kind == FrameKind::Removed {
                     return close(sink, close::NORMAL, "pool removed").await;
                 }
-                heartbeat.reset();
+                last_write = tokio::time::Instant::now();
             }
             _ = heartbeat.tick() => {
+                if last_write.elapsed() < ctx.heartbeat {
+                    continue;
+                }
                 let hb = Msg::Heartbeat { revision: sub.revision() }.encode();
                 if !send(sink, hb).await {
                     return SessionEnd::WriteFailed;
@@ -197,12 +219,18 @@ where
     }
 }
 
+/// Sends one text frame. The write timeout's timer is only armed when the socket cannot
+/// take the frame at once (the common case needs no timer per frame and subscriber).
 async fn send<S: Sink<Message> + Unpin>(sink: &mut S, bytes: bytes::Bytes) -> bool {
     let Ok(text) = Utf8Bytes::try_from(bytes) else {
         return false;
     };
+    let mut sending = sink.send(Message::Text(text));
+    if let std::task::Poll::Ready(result) = futures::poll!(&mut sending) {
+        return result.is_ok();
+    }
     matches!(
-        tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Text(text))).await,
+        tokio::time::timeout(WRITE_TIMEOUT, sending).await,
         Ok(Ok(()))
     )
 }
