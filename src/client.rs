@@ -139,7 +139,12 @@ pub struct Closed {
 impl Watch {
     /// Connects to `url` (see [`watch_url`]).
     pub async fn connect(url: &str) -> Result<Self> {
-        let (ws, _) = tokio_tungstenite::connect_async(url).await?;
+        // A listener reads small frames: the default 128 KiB read buffer would be zero-filled
+        // on every read attempt.
+        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .read_buffer_size(8 * 1024);
+        let (ws, _) =
+            tokio_tungstenite::connect_async_with_config(url, Some(config), false).await?;
         Ok(Self::from_stream(ws))
     }
 
