@@ -289,11 +289,12 @@ pub fn free_port() -> Result<u16> {
 /// Finds a program on PATH (or the sbin directories Debian puts nginx in).
 pub fn which(name: &str) -> Result<PathBuf> {
     let path = std::env::var("PATH").unwrap_or_default();
-    path.split(':')
+    let found = path
+        .split(':')
         .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"])
         .map(|d| Path::new(d).join(name))
-        .find(|p| p.is_file())
-        .with_context(|| format!("{name} is not installed (scripts/bench.sh installs it)"))
+        .find(|p| p.is_file());
+    found.with_context(|| format!("{name} is not installed (scripts/bench.sh installs it)"))
 }
 
 /// One wrk result.
