@@ -22,6 +22,7 @@ mod index_bench;
 mod procs;
 mod push;
 mod report;
+mod scrape;
 mod stats;
 mod subscribers;
 
@@ -252,7 +253,7 @@ async fn phase_push(plan: &Plan, dir: &Path) -> Result<PushPhase> {
             tokio::time::sleep(Duration::from_secs(3)).await;
             rss_subscribed = (n, ctl.rss()?);
         }
-        let (row, leads) = measure(plan, &mut rounds, &observer, &fleet, "WebSocket").await?;
+        let (row, leads) = measure(plan, &mut rounds, &observer, &fleet, &ctl).await?;
         if n == plan.lead_subscribers {
             lead0 = leads;
         }
@@ -264,7 +265,7 @@ async fn phase_push(plan: &Plan, dir: &Path) -> Result<PushPhase> {
     log(format!("push phase: {} SSE subscribers", plan.sse_size));
     let mut sse = Fleet::new(Transport::Sse, ctl.api, pool_id());
     sse.grow_to(plan.sse_size).await?;
-    let (row, _) = measure(plan, &mut rounds, &observer, &sse, "SSE").await?;
+    let (row, _) = measure(plan, &mut rounds, &observer, &sse, &ctl).await?;
     rows.push(row);
     sse.close().await;
     observer.close().await;
@@ -318,8 +319,13 @@ async fn measure(
     rounds: &mut push::Rounds<'_>,
     observer: &Observer,
     fleet: &Fleet,
-    transport: &'static str,
+    ctl: &Controller,
 ) -> Result<(PushRow, Vec<f64>)> {
+    let (transport, label) = match fleet.transport() {
+        Transport::WebSocket => ("WebSocket", "websocket"),
+        Transport::Sse => ("SSE", "sse"),
+    };
+    let before = scrape::push_latency(ctl.admin, label).await?;
     let mut lat = Vec::new();
     let mut leads = Vec::new();
     let mut missing = 0;
@@ -335,12 +341,16 @@ async fn measure(
         leads.extend(out.leads_ms);
         missing += out.missing;
     }
+    // The observer's frames are in the controller's histogram too (one per revision).
+    let inside = scrape::push_latency(ctl.admin, label).await?.since(&before);
     let row = PushRow {
         transport,
         subscribers: fleet.len(),
         rounds: plan.rounds,
         latency: Summary::of(&lat),
         missing,
+        inside_mean_ms: inside.mean_ms(),
+        inside_p99_bound_ms: inside.quantile_bound_ms(0.99),
     };
     Ok((row, leads))
 }
@@ -362,7 +372,7 @@ async fn phase_lead(plan: &Plan, dir: &Path, delay: Duration) -> Result<LeadRow>
         rounds: plan.lead_rounds,
         ..Plan::new(plan.quick)
     };
-    let (_, leads) = measure(&lead_plan, &mut rounds, &observer, &fleet, "WebSocket").await?;
+    let (_, leads) = measure(&lead_plan, &mut rounds, &observer, &fleet, &ctl).await?;
     fleet.close().await;
     observer.close().await;
     ctl.proc.check_alive()?;

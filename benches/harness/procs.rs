@@ -188,14 +188,13 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, Vec<u8>)> {
             .position(|w| w == b"\r\n\r\n")
             .context("no end of headers")?;
         let head = String::from_utf8_lossy(&buf[..split]).to_string();
-        if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
             bail!("unexpected chunked response for {path}");
         }
-        let status: u16 = head
-            .split_whitespace()
-            .nth(1)
-            .context("status")?
-            .parse()?;
+        let status: u16 = head.split_whitespace().nth(1).context("status")?.parse()?;
         Ok((status, buf[split + 4..].to_vec()))
     })
     .await?

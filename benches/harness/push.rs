@@ -85,9 +85,11 @@ impl Rounds<'_> {
         .at;
         let (svc, pod, wait) = (self.svc.clone(), target.clone(), self.slice_wait);
         let slice = tokio::spawn(async move {
-            next_event(&mut events, wait, |ev| slice_reflects(ev, &svc, &pod, action))
-                .await
-                .map(|ev| ev.at)
+            next_event(&mut events, wait, |ev| {
+                slice_reflects(ev, &svc, &pod, action)
+            })
+            .await
+            .map(|ev| ev.at)
         });
 
         let revision = wait_delta(observer, rev_before, &target, action).await?;
@@ -111,7 +113,8 @@ impl Rounds<'_> {
         for r in &fleet.records {
             match r.arrival(revision) {
                 Some(t) => {
-                    out.latencies_ms.push(ms(t.saturating_duration_since(pod_at)));
+                    out.latencies_ms
+                        .push(ms(t.saturating_duration_since(pod_at)));
                     if let Some(s) = slice_at {
                         out.leads_ms.push(signed_ms(s, t));
                     }
@@ -120,7 +123,10 @@ impl Rounds<'_> {
             }
         }
         if slice_at.is_none() {
-            eprintln!("bench: no EndpointSlice event for {target} within {wait:?}", wait = self.slice_wait);
+            eprintln!(
+                "bench: no EndpointSlice event for {target} within {wait:?}",
+                wait = self.slice_wait
+            );
         }
         self.restore(&target, action, observer).await?;
         Ok(out)

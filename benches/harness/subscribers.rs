@@ -101,6 +101,11 @@ impl Fleet {
         }
     }
 
+    /// The fleet's transport.
+    pub fn transport(&self) -> Transport {
+        self.transport
+    }
+
     /// Subscribers in the fleet.
     pub fn len(&self) -> usize {
         self.records.len()
@@ -114,8 +119,7 @@ impl Fleet {
             let rec = Arc::new(Record::default());
             self.records.push(rec.clone());
             let (api, pool, cancel) = (self.api, self.pool.clone(), self.cancel.clone());
-            let (started, failed, gate) =
-                (self.started.clone(), self.failed.clone(), gate.clone());
+            let (started, failed, gate) = (self.started.clone(), self.failed.clone(), gate.clone());
             let transport = self.transport;
             self.tasks.spawn(async move {
                 let permit = gate.acquire_owned().await.expect("never closed");
