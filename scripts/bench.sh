@@ -30,8 +30,11 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# The first release build of all dependencies takes several minutes on 2 cores.
-cargo build --release --locked
+# Release build (the bench profile inherits `release`): the controller binary the harness
+# starts (target/release/origin-discovery, via CARGO_BIN_EXE) and the harness itself. A
+# separate `cargo build --release` would build the binary a second time with other
+# dependency features, so it is not run. The first build of all dependencies takes
+# several minutes on 2 cores.
 cargo bench --locked --bench harness --no-run
 
 # 10,000 WebSocket subscribers need ~2 descriptors each (client and server side).
