@@ -156,6 +156,9 @@ pub struct Report {
     pub index: IndexResult,
     /// File name of the plot, relative to the report.
     pub plot: String,
+    /// Hand-written analysis appended to the full report (`benches/harness/FINDINGS.md`):
+    /// the profiles and evidence behind any missed target.
+    pub findings: Option<String>,
 }
 
 const KIB: f64 = 1024.0;
@@ -374,6 +377,9 @@ impl Report {
             i.p99_ns / 1e3,
             i.max_ns / 1e3
         );
+        if let Some(f) = &self.findings {
+            let _ = writeln!(s, "\n{}", f.trim_end());
+        }
         s
     }
 
@@ -409,7 +415,7 @@ impl Report {
             .x_desc("subscribers")
             .y_desc("latency (ms)")
             .x_label_formatter(&|x| format!("{x:.0}"))
-            .y_label_formatter(&|y| format!("{y}"))
+            .y_label_formatter(&|y| short(*y))
             .draw()?;
         let ws: Vec<&PushRow> = self
             .push
@@ -470,5 +476,16 @@ impl Report {
             .draw()?;
         root.present()?;
         Ok(())
+    }
+}
+
+/// A tick label with a sensible number of digits.
+fn short(v: f64) -> String {
+    if v >= 10.0 {
+        format!("{v:.0}")
+    } else if v >= 1.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
     }
 }

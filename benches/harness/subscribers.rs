@@ -18,6 +18,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
@@ -180,9 +181,13 @@ async fn ws(
     cancel: CancellationToken,
 ) -> Result<()> {
     let url = client::watch_url(&format!("http://{api}"), pool, None);
+    // tungstenite's default 128 KiB read buffer is zero-filled on every read attempt;
+    // deltas are a few hundred bytes, so a small buffer keeps the subscribers' own CPU
+    // (which shares the machine with the controller) out of the measurement.
+    let config = WebSocketConfig::default().read_buffer_size(4 * 1024);
     let (mut ws, _) = tokio::time::timeout(
         Duration::from_secs(30),
-        tokio_tungstenite::connect_async(&url),
+        tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), true),
     )
     .await
     .context("connect timed out")??;
