@@ -422,7 +422,7 @@ impl Report {
             .iter()
             .filter(|r| r.transport == "WebSocket")
             .collect();
-        let series: [(&str, RGBColor, fn(&Summary) -> f64); 3] = [
+        let series: [Series; 3] = [
             ("WebSocket p50", BLUE, |s| s.p50),
             ("WebSocket p99", RED, |s| s.p99),
             ("WebSocket max", BLACK, |s| s.max),
@@ -478,6 +478,11 @@ impl Report {
         Ok(())
     }
 }
+
+/// Which statistic of a [`Summary`] a plotted series shows.
+type Pick = fn(&Summary) -> f64;
+/// A plotted series: label, colour, statistic.
+type Series = (&'static str, RGBColor, Pick);
 
 /// A tick label with a sensible number of digits.
 fn short(v: f64) -> String {

@@ -260,10 +260,9 @@ fn on_message(
 ) -> Result<()> {
     let head: Head<'_> = serde_json::from_str(text).context("malformed push message")?;
     match head.kind {
-        "snapshot" => {
-            if permit.take().is_some() {
-                started.fetch_add(1, Ordering::Relaxed);
-            }
+        // The first message is the snapshot: the subscriber has started.
+        "snapshot" if permit.take().is_some() => {
+            started.fetch_add(1, Ordering::Relaxed);
         }
         "delta" => rec.push(head.revision.context("delta without revision")?, now),
         _ => {}
