@@ -377,6 +377,7 @@ impl Report {
             i.p99_ns / 1e3,
             i.max_ns / 1e3
         );
+        s.push_str(METHOD);
         if let Some(f) = &self.findings {
             let _ = writeln!(s, "\n{}", f.trim_end());
         }
@@ -478,6 +479,67 @@ impl Report {
         Ok(())
     }
 }
+
+/// How the numbers are made (static text of the report).
+const METHOD: &str = r#"
+## Method
+
+- **Command.** `scripts/bench.sh` runs the full benchmark: about 1.5 minutes after the
+  build, and it writes this file and `docs/push-latency.svg`. `scripts/bench.sh --quick`
+  (`make bench-quick`, part of `make test`) runs small sizes and writes
+  `target/bench-quick.md` instead. The script installs `wrk` and `nginx` with `apt-get`
+  when they are missing, and builds the release profile (`cargo bench --no-run`; the first
+  build takes several minutes on 2 cores). It raises `ulimit -n` to the hard limit, and the
+  harness raises its soft limit itself and passes it on to the controller. It runs
+  `cargo bench --bench harness -- [--quick]` in its own process group under a timeout, and
+  stops that whole group on exit, so no controller, nginx or wrk is left running.
+- **Processes.** The simulated API server (`origin_discovery::sim`) runs inside the
+  harness. The controller is the release binary running as its own process:
+  `origin-discovery run --kubeconfig <simulator> --listen 127.0.0.1:0 --admin-listen
+  127.0.0.1:0 --max-subscribers 100000 --max-subscribers-per-ip 100000 --log-format json`.
+  The harness reads the bound addresses from its start-up log line. All other flags keep
+  their defaults, so heartbeats go out every 5 s. Because the simulator is in the harness,
+  `SimEvent.at` and the subscribers' arrival times come from the same monotonic clock.
+- **Push latency.** One pool, `bench/origin`, with 10 origins; the simulated kubelet
+  starts pods in 200 ms. WebSocket subscribers are added in steps, 100 → 1,000 → 10,000,
+  on one controller: the earlier subscribers stay connected and are measured too. Then
+  they are closed and the SSE subscribers connect. Each round picks a ready origin.
+  Even rounds crash it (container terminated, Ready=False); odd rounds delete it with a
+  1 s grace period. The start of the measurement is the pod's `Modified` event in the
+  simulator (`SimEvent.at`). An extra, fully decoding subscriber, not counted, finds the
+  revision that carries the change (the origin removed, or upserted as `draining`). For
+  every subscriber, the latency is the `Instant` that revision's frame was read (taken
+  before any parsing) minus the start. After each round a replacement pod is created
+  (and a crashed pod deleted), and the round waits until the pool has 10 ready origins
+  again. The harness's WebSocket subscribers use a 4 KiB read buffer (see the findings
+  below).
+- **Signal lead.** The start is the first EndpointSlice event of the Service in which
+  the origin's endpoint is not ready (crash), terminating (delete), or gone; the lead is
+  that event's `at` minus each subscriber's arrival time. With a delay of 0, the simulated
+  EndpointSlice controller commits within about a millisecond of the pod change, before
+  the controller → subscriber hop completes, so the lead is slightly negative: there is
+  nothing to get ahead of. With a 1 s delay, the subscribers know about 1 s before the
+  EndpointSlice changes. The lead is measured on a separate simulator and controller with
+  100 WebSocket subscribers.
+- **Snapshot throughput.** `wrk` runs with the same threads, connections and duration,
+  first against the controller and then against nginx, which the harness starts as a
+  non-daemon child. nginx has its own config, temp and log directories in a temporary
+  directory, 2 workers, `sendfile`, and the access log off, and it serves the bytes the
+  controller just returned, as a static file at the same path with
+  `Content-Type: application/json`.
+- **Memory.** `VmRSS` of the controller from `/proc/<pid>/status`. The idle reading is
+  taken 2 s after the pool synced, with no subscribers. The subscribed reading is taken
+  3 s after the 10,000th WebSocket subscriber received its snapshot, and per subscriber =
+  (subscribed − idle) / 10,000. The pods reading uses a fresh controller on a fresh
+  simulator with 50 labelled Services × 100 pods, all ready, taken 3 s after the
+  controller lists all 5,000 origins as ready.
+- **Index.** In process: `origin_discovery::index::Index` with 50 pools × 100 origins in
+  EndpointSlices of 100 endpoints, with a URL template. Each event flips one
+  pseudo-random pod between up and down, so every event yields a delta. `apply_pod` and
+  `commit` are timed together with `Instant`, over 20,000 events.
+- **Noise.** Other jobs shared the machine during the run. Compare runs on the same
+  machine, not single numbers.
+"#;
 
 /// Which statistic of a [`Summary`] a plotted series shows.
 type Pick = fn(&Summary) -> f64;
