@@ -1,0 +1,418 @@
+//! The benchmark harness: `scripts/bench.sh [--quick]` (→ `cargo bench --bench harness --
+//! [--quick]`). See BENCHMARKS.md for what it measures and the latest full-run numbers.
+//!
+//! The simulated Kubernetes API server runs in this process; the controller runs as its
+//! own process (the release binary, `origin-discovery run --kubeconfig …`), so its CPU is
+//! separate from the subscribers' and its RSS is its own, while the simulator's
+//! `SimEvent.at` and the subscribers' arrival `Instant`s share one clock.
+//!
+//! Phases:
+//! 1. push latency (WebSocket at each size, then SSE), signal lead at EndpointSlice delay 0,
+//!    RSS idle and with the largest WebSocket fleet, snapshot throughput vs nginx (wrk);
+//! 2. signal lead at EndpointSlice delay 1 s (fresh simulator and controller);
+//! 3. RSS while watching many pods (fresh simulator and controller);
+//! 4. the index microbenchmark, in process.
+//!
+//! Under `cargo test` (no `--bench` argument) it only runs a tiny index smoke check, so the
+//! project's test command builds it without needing wrk, nginx or a release build; the
+//! harness proper runs via `make bench-quick` / `scripts/bench.sh --quick`.
+
+mod cluster;
+mod index_bench;
+mod procs;
+mod push;
+mod report;
+mod scrape;
+mod stats;
+mod subscribers;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use origin_discovery::model::PoolId;
+use origin_discovery::sim::Sim;
+
+use cluster::NS;
+use procs::Controller;
+use report::{LeadRow, Machine, Memory, PushRow, Report, Throughput};
+use stats::Summary;
+use subscribers::{Fleet, Observer, Transport};
+
+/// Sizes of one run.
+struct Plan {
+    quick: bool,
+    ws_sizes: Vec<usize>,
+    sse_size: usize,
+    rounds: usize,
+    lead_subscribers: usize,
+    lead_rounds: usize,
+    pod_pools: usize,
+    pods_per_pool: usize,
+    wrk_seconds: u64,
+    index_events: usize,
+}
+
+impl Plan {
+    fn new(quick: bool) -> Plan {
+        if quick {
+            Plan {
+                quick,
+                ws_sizes: vec![100],
+                sse_size: 100,
+                rounds: 4,
+                lead_subscribers: 100,
+                lead_rounds: 2,
+                pod_pools: 10,
+                pods_per_pool: 100,
+                wrk_seconds: 2,
+                index_events: 5_000,
+            }
+        } else {
+            Plan {
+                quick,
+                ws_sizes: vec![100, 1_000, 10_000],
+                sse_size: 1_000,
+                rounds: 10,
+                lead_subscribers: 100,
+                lead_rounds: 6,
+                pod_pools: 50,
+                pods_per_pool: 100,
+                wrk_seconds: 10,
+                index_events: 20_000,
+            }
+        }
+    }
+}
+
+/// Origins in the push-latency pool.
+const POOL_SIZE: usize = 10;
+/// Its Service.
+const POOL_SVC: &str = "origin";
+/// wrk shape, the same for the controller and nginx.
+const WRK_THREADS: u32 = 2;
+const WRK_CONNECTIONS: u32 = 64;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if !args.iter().any(|a| a == "--bench") {
+        // `cargo test --all-targets` runs bench targets without `--bench`.
+        let r = index_bench::run(2, 50, 200);
+        println!(
+            "harness smoke: index {} origins, mean {:.0} ns/event; run scripts/bench.sh for the benchmarks",
+            r.origins, r.mean_ns
+        );
+        return ExitCode::SUCCESS;
+    }
+    let quick = args.iter().any(|a| a == "--quick");
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        // 10,000 subscribers: ~10,100 descriptors here (client sockets) and as many in the
+        // controller, which inherits this limit.
+        Ok(n) if n < 12_000 && !quick => {
+            eprintln!("bench: open-files limit is only {n}; 10,000 subscribers need ~10,100")
+        }
+        Ok(_) => {}
+        Err(e) => eprintln!("bench: could not raise the open-files limit: {e}"),
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a Tokio runtime");
+    match runtime.block_on(run(Plan::new(quick))) {
+        Ok(path) => {
+            println!("bench: report written to {}", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("bench: failed: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn log(msg: impl AsRef<str>) {
+    eprintln!(
+        "bench [{}]: {}",
+        chrono::Utc::now().format("%H:%M:%S"),
+        msg.as_ref()
+    );
+}
+
+async fn run(plan: Plan) -> Result<PathBuf> {
+    let started = Instant::now();
+    let started_utc = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string();
+    let machine = Machine::read();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tmp = tempfile::tempdir()?;
+
+    let (push, lead0, throughput, mem_subs) = phase_push(&plan, tmp.path()).await?;
+    let lead1 = phase_lead(&plan, tmp.path(), Duration::from_secs(1)).await?;
+    let (pods, pools, rss_pods, sync_seconds) = phase_pods(&plan, tmp.path()).await?;
+    log("index microbenchmark");
+    let index = index_bench::run(50, 100, plan.index_events);
+
+    let (md_path, svg_path, plot_rel) = if plan.quick {
+        let dir = root.join("target");
+        std::fs::create_dir_all(&dir)?;
+        (
+            dir.join("bench-quick.md"),
+            dir.join("bench-quick-push-latency.svg"),
+            "bench-quick-push-latency.svg".to_string(),
+        )
+    } else {
+        std::fs::create_dir_all(root.join("docs"))?;
+        (
+            root.join("BENCHMARKS.md"),
+            root.join("docs/push-latency.svg"),
+            "docs/push-latency.svg".to_string(),
+        )
+    };
+    let report = Report {
+        quick: plan.quick,
+        command: if plan.quick {
+            "scripts/bench.sh --quick".into()
+        } else {
+            "scripts/bench.sh".into()
+        },
+        started: started_utc,
+        seconds: started.elapsed().as_secs_f64(),
+        machine,
+        push,
+        leads: vec![lead0, lead1],
+        throughput,
+        memory: Memory {
+            rss_idle: mem_subs.0,
+            subscribers: mem_subs.1,
+            rss_subscribed: mem_subs.2,
+            pods,
+            pools,
+            rss_pods,
+            sync_seconds,
+        },
+        index,
+        plot: plot_rel,
+        findings: if plan.quick {
+            None
+        } else {
+            std::fs::read_to_string(root.join("benches/harness/FINDINGS.md")).ok()
+        },
+    };
+    report.plot(&svg_path).context("drawing the plot")?;
+    std::fs::write(&md_path, report.markdown())?;
+    for (what, target, measured, met) in report.targets() {
+        let v = match met {
+            Some(true) => "met",
+            Some(false) => "MISSED",
+            None => "n/a",
+        };
+        println!("bench: {what}: {measured} (target {target}) {v}");
+    }
+    println!("bench: total {:.0} s", started.elapsed().as_secs_f64());
+    Ok(md_path)
+}
+
+/// Starts a simulator with one pool of [`POOL_SIZE`] origins and a controller for it.
+async fn pool_stack(dir: &Path, slice_delay: Duration, tag: &str) -> Result<(Sim, Controller)> {
+    let sim = Sim::start(cluster::sim_config(slice_delay)).await?;
+    cluster::base(&sim)?;
+    cluster::service(&sim, POOL_SVC)?;
+    for i in 0..POOL_SIZE {
+        cluster::pod(&sim, POOL_SVC, &format!("{POOL_SVC}-{i}"), i)?;
+    }
+    let kubeconfig = dir.join(format!("{tag}.kubeconfig"));
+    sim.write_kubeconfig(&kubeconfig)?;
+    let mut ctl = Controller::start(&kubeconfig)?;
+    ctl.wait_ready(Duration::from_secs(30)).await?;
+    cluster::wait_ready_origins(ctl.api, POOL_SIZE as u64, Duration::from_secs(30)).await?;
+    Ok((sim, ctl))
+}
+
+fn pool_id() -> PoolId {
+    PoolId::new(NS, POOL_SVC)
+}
+
+type PushPhase = (Vec<PushRow>, LeadRow, Throughput, (u64, usize, u64));
+
+async fn phase_push(plan: &Plan, dir: &Path) -> Result<PushPhase> {
+    log("push phase: starting the simulator and the controller");
+    let (sim, mut ctl) = pool_stack(dir, Duration::ZERO, "push").await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_idle = ctl.rss()?;
+    let observer = Observer::start(ctl.api, &pool_id()).await?;
+    let mut rounds = push::Rounds {
+        sim: &sim,
+        svc: POOL_SVC.into(),
+        size: POOL_SIZE,
+        replaced: 0,
+        slice_wait: Duration::from_secs(5),
+    };
+    let mut rows = Vec::new();
+    let mut lead0 = Vec::new();
+    let mut rss_subscribed = (0, 0);
+    let mut fleet = Fleet::new(Transport::WebSocket, ctl.api, pool_id());
+    let largest = plan.ws_sizes.iter().copied().max().unwrap_or(0);
+    for &n in &plan.ws_sizes {
+        log(format!("push phase: {n} WebSocket subscribers"));
+        fleet.grow_to(n).await?;
+        ctl.proc.check_alive()?;
+        if n == largest {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            rss_subscribed = (n, ctl.rss()?);
+        }
+        let (row, leads) = measure(plan, &mut rounds, &observer, &fleet, &ctl).await?;
+        if n == plan.lead_subscribers {
+            lead0 = leads;
+        }
+        rows.push(row);
+    }
+    fleet.close().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    log(format!("push phase: {} SSE subscribers", plan.sse_size));
+    let mut sse = Fleet::new(Transport::Sse, ctl.api, pool_id());
+    sse.grow_to(plan.sse_size).await?;
+    let (row, _) = measure(plan, &mut rounds, &observer, &sse, &ctl).await?;
+    rows.push(row);
+    sse.close().await;
+    observer.close().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    log("throughput: wrk against the controller and nginx");
+    let path = format!("/v1/pools/{NS}/{POOL_SVC}");
+    let (status, body) = procs::http_get(ctl.api, &path).await?;
+    anyhow::ensure!(status == 200, "snapshot GET answered {status}");
+    let nginx = procs::Nginx::start(&dir.join("nginx"), &path, &body, procs::free_port()?).await?;
+    let duration = Duration::from_secs(plan.wrk_seconds);
+    let ctl_url = format!("http://{}{path}", ctl.api);
+    let nginx_url = format!("http://{}{path}", nginx.addr);
+    let controller = tokio::task::spawn_blocking(move || {
+        procs::wrk(&ctl_url, WRK_THREADS, WRK_CONNECTIONS, duration)
+    })
+    .await??;
+    let nginx_result = tokio::task::spawn_blocking(move || {
+        procs::wrk(&nginx_url, WRK_THREADS, WRK_CONNECTIONS, duration)
+    })
+    .await??;
+    drop(nginx);
+    ctl.proc.check_alive()?;
+    drop(ctl);
+    sim.shutdown().await;
+    let throughput = Throughput {
+        threads: WRK_THREADS,
+        connections: WRK_CONNECTIONS,
+        seconds: plan.wrk_seconds,
+        body_bytes: body.len(),
+        controller,
+        nginx: nginx_result,
+    };
+    let lead = LeadRow {
+        delay_ms: 0,
+        subscribers: plan.lead_subscribers,
+        rounds: plan.rounds,
+        lead: Summary::of(&lead0),
+    };
+    Ok((
+        rows,
+        lead,
+        throughput,
+        (rss_idle, rss_subscribed.0, rss_subscribed.1),
+    ))
+}
+
+/// Runs `plan.rounds` rounds against `fleet`; returns the latency row and the leads.
+async fn measure(
+    plan: &Plan,
+    rounds: &mut push::Rounds<'_>,
+    observer: &Observer,
+    fleet: &Fleet,
+    ctl: &Controller,
+) -> Result<(PushRow, Vec<f64>)> {
+    let (transport, label) = match fleet.transport() {
+        Transport::WebSocket => ("WebSocket", "websocket"),
+        Transport::Sse => ("SSE", "sse"),
+    };
+    let before = scrape::push_latency(ctl.admin, label).await?;
+    let mut lat = Vec::new();
+    let mut leads = Vec::new();
+    let mut missing = 0;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for i in 0..plan.rounds {
+        let out = rounds.round(i, observer, fleet).await?;
+        let s = Summary::of(&out.latencies_ms);
+        log(format!(
+            "  round {i}: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, missing {}",
+            s.p50, s.p99, s.max, out.missing
+        ));
+        lat.extend(out.latencies_ms);
+        leads.extend(out.leads_ms);
+        missing += out.missing;
+    }
+    // The observer's frames are in the controller's histogram too (one per revision).
+    let inside = scrape::push_latency(ctl.admin, label).await?.since(&before);
+    let row = PushRow {
+        transport,
+        subscribers: fleet.len(),
+        rounds: plan.rounds,
+        latency: Summary::of(&lat),
+        missing,
+        inside_mean_ms: inside.mean_ms(),
+        inside_p99_bound_ms: inside.quantile_bound_ms(0.99),
+    };
+    Ok((row, leads))
+}
+
+async fn phase_lead(plan: &Plan, dir: &Path, delay: Duration) -> Result<LeadRow> {
+    log(format!("lead phase: EndpointSlice delay {delay:?}"));
+    let (sim, mut ctl) = pool_stack(dir, delay, "lead").await?;
+    let observer = Observer::start(ctl.api, &pool_id()).await?;
+    let mut fleet = Fleet::new(Transport::WebSocket, ctl.api, pool_id());
+    fleet.grow_to(plan.lead_subscribers).await?;
+    let mut rounds = push::Rounds {
+        sim: &sim,
+        svc: POOL_SVC.into(),
+        size: POOL_SIZE,
+        replaced: 0,
+        slice_wait: delay + Duration::from_secs(5),
+    };
+    let lead_plan = Plan {
+        rounds: plan.lead_rounds,
+        ..Plan::new(plan.quick)
+    };
+    let (_, leads) = measure(&lead_plan, &mut rounds, &observer, &fleet, &ctl).await?;
+    fleet.close().await;
+    observer.close().await;
+    ctl.proc.check_alive()?;
+    drop(ctl);
+    sim.shutdown().await;
+    Ok(LeadRow {
+        delay_ms: delay.as_millis() as u64,
+        subscribers: plan.lead_subscribers,
+        rounds: plan.lead_rounds,
+        lead: Summary::of(&leads),
+    })
+}
+
+async fn phase_pods(plan: &Plan, dir: &Path) -> Result<(usize, usize, u64, f64)> {
+    let pods = plan.pod_pools * plan.pods_per_pool;
+    log(format!(
+        "pods phase: {pods} pods in {} pools",
+        plan.pod_pools
+    ));
+    let sim = Sim::start(cluster::sim_config(Duration::ZERO)).await?;
+    cluster::base(&sim)?;
+    cluster::pools(&sim, plan.pod_pools, plan.pods_per_pool).await?;
+    let kubeconfig = dir.join("pods.kubeconfig");
+    sim.write_kubeconfig(&kubeconfig)?;
+    let t0 = Instant::now();
+    let mut ctl = Controller::start(&kubeconfig)?;
+    ctl.wait_ready(Duration::from_secs(60)).await?;
+    cluster::wait_ready_origins(ctl.api, pods as u64, Duration::from_secs(180)).await?;
+    let sync = t0.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let rss = ctl.rss()?;
+    ctl.proc.check_alive()?;
+    drop(ctl);
+    sim.shutdown().await;
+    Ok((pods, plan.pod_pools, rss, sync))
+}

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Benchmark harness: scripts/bench.sh [--quick]
+#
+# Installs wrk and nginx when missing (Debian), builds the release controller, raises the
+# open-files limit and runs `cargo bench --bench harness`. The full run writes
+# BENCHMARKS.md and docs/push-latency.svg; --quick (small sizes, for the test command)
+# writes target/bench-quick.md and target/bench-quick-push-latency.svg instead.
+#
+# The harness runs in its own process group; on exit (success, failure or Ctrl-C) that
+# whole group is stopped, so no controller, nginx or wrk outlives the script.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+quick=()
+for arg in "$@"; do
+    case "$arg" in
+        --quick) quick=(--quick) ;;
+        *) echo "usage: scripts/bench.sh [--quick]" >&2; exit 2 ;;
+    esac
+done
+
+missing=()
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "bench.sh: installing ${missing[*]}" >&2
+    sudo_cmd=()
+    [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+    "${sudo_cmd[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# Release build (the bench profile inherits `release`): the controller binary the harness
+# starts (target/release/origin-discovery, via CARGO_BIN_EXE) and the harness itself. A
+# separate `cargo build --release` would build the binary a second time with other
+# dependency features, so it is not run. The first build of all dependencies takes
+# several minutes on 2 cores.
+cargo bench --locked --bench harness --no-run
+
+# 10,000 WebSocket subscribers need ~2 descriptors each (client and server side).
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n 65536 2>/dev/null || true
+echo "bench.sh: open-files limit $(ulimit -n)" >&2
+
+pgid=""
+cleanup() {
+    if [ -n "$pgid" ]; then
+        kill -TERM -- "-$pgid" 2>/dev/null || true
+        for _ in $(seq 50); do
+            kill -0 -- "-$pgid" 2>/dev/null || return 0
+            sleep 0.1
+        done
+        kill -KILL -- "-$pgid" 2>/dev/null || true
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Bounded: the full run takes a few minutes, the quick one well under two.
+limit=1800
+[ ${#quick[@]} -eq 0 ] || limit=300
+setsid timeout --kill-after=10 "$limit" cargo bench --locked --bench harness -- "${quick[@]}" &
+pgid=$!
+status=0
+wait "$pgid" || status=$?
+pgid_done=$pgid
+pgid=""
+# Anything left in the group (should be nothing) is stopped all the same.
+kill -TERM -- "-$pgid_done" 2>/dev/null || true
+exit "$status"
