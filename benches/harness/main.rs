@@ -202,6 +202,7 @@ async fn run(plan: Plan) -> Result<PathBuf> {
     std::fs::write(&md_path, report.markdown())?;
     for (what, target, measured, met) in report.targets() {
         let v = match met {
+            _ if report.quick => "(quick run: sizes below the targets')",
             Some(true) => "met",
             Some(false) => "MISSED",
             None => "n/a",
