@@ -84,25 +84,38 @@ fn print_banner(
     args: &DevArgs,
 ) {
     let kc = kubeconfig.display();
-    println!("origin-discovery dev: controller on an embedded simulated cluster");
-    println!("  API:         http://{api}");
-    println!("  admin:       http://{admin}");
-    println!("  simulator:   {}", sim.url());
-    println!("  kubeconfig:  {kc}");
+    let mut lines = vec![
+        "origin-discovery dev: controller on an embedded simulated cluster".to_string(),
+        format!("  API:         http://{api}"),
+        format!("  admin:       http://{admin}"),
+        format!("  simulator:   {}", sim.url()),
+        format!("  kubeconfig:  {kc}"),
+    ];
     if !args.endpointslice_delay.is_zero() {
-        println!("  EndpointSlice delay: {:?}", args.endpointslice_delay);
+        lines.push(format!(
+            "  EndpointSlice delay: {:?}",
+            args.endpointslice_delay
+        ));
     }
     if let Some(c) = args.chaos {
-        println!("  chaos:       killing a random origin every {c:?}");
+        lines.push(format!(
+            "  chaos:       killing a random origin every {c:?}"
+        ));
     }
-    println!();
-    println!("Try:");
-    println!("  curl -s http://{api}/v1/pools/demo/origin");
-    println!("  kubectl --kubeconfig {kc} get pods,endpointslices -n demo");
-    println!("  kubectl --kubeconfig {kc} delete pod -n demo origin-0 --wait=false");
-    println!("  websocat ws://{api}/v1/pools/demo/origin/watch   # or: npx wscat -c …");
-    println!("  curl -N http://{api}/v1/pools/demo/origin/events");
-    println!("  open http://{api}/ for the live dashboard");
+    lines.extend([
+        String::new(),
+        "Try:".to_string(),
+        format!("  curl -s http://{api}/v1/pools/demo/origin"),
+        format!("  kubectl --kubeconfig {kc} get pods,endpointslices -n demo"),
+        format!("  kubectl --kubeconfig {kc} delete pod -n demo origin-0 --wait=false"),
+        format!("  websocat ws://{api}/v1/pools/demo/origin/watch   # or: npx wscat -c …"),
+        format!("  curl -N http://{api}/v1/pools/demo/origin/events"),
+        format!("  open http://{api}/ for the live dashboard"),
+        String::new(),
+    ]);
+    // A closed stdout (a supervisor that stopped reading) must not take the controller
+    // down: a write whose error is ignored, not `println!` (which panics on EPIPE).
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), lines.join("\n").as_bytes());
 }
 
 /// Every `interval`: crash or gracefully delete a random live origin and start a

@@ -300,7 +300,10 @@ impl Index {
     pub fn delete_pod(&mut self, namespace: &str, name: &str, stamp: Stamp) {
         let key = (namespace.to_string(), name.to_string());
         let known = self.pods.remove(&key).is_some();
-        if self.pod_refs.contains_key(&key) && self.gone_pods.insert(key.clone()) || known {
+        // Remember the deletion while some slice still names the pod, so the slice alone
+        // cannot keep it listed.
+        let tombstoned = self.pod_refs.contains_key(&key) && self.gone_pods.insert(key.clone());
+        if known || tombstoned {
             self.mark_pod(&key, stamp);
         }
     }

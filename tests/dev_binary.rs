@@ -45,10 +45,9 @@ fn start_dev(extra: &[&str]) -> Dev {
     let proc = Proc(child);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
+        // Drain stdout until the process exits, even after the test stopped listening.
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
+            let _ = tx.send(line);
         }
     });
     let mut api = None;
