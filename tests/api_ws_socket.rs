@@ -149,6 +149,20 @@ async fn subscriber_limits_are_enforced_before_the_upgrade() {
     stack.shutdown().await;
 }
 
+/// Reads frames until the server's Close frame arrives.
+async fn read_close<S>(ws: &mut S) -> tungstenite::protocol::CloseFrame
+where
+    S: futures::Stream<Item = Result<Message, tungstenite::Error>> + Unpin,
+{
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Close(f))) => return f.expect("a close frame with a code"),
+            Some(Ok(_)) => continue,
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
 #[tokio::test]
 async fn oversized_and_invalid_frames_close_the_session_and_the_server_keeps_serving() {
     let stack = start(Duration::ZERO, &[]).await;
@@ -159,13 +173,7 @@ async fn oversized_and_invalid_frames_close_the_session_and_the_server_keeps_ser
     ws.send(Message::Text("x".repeat(4096).into()))
         .await
         .unwrap();
-    let close = loop {
-        match ws.next().await {
-            Some(Ok(Message::Close(f))) => break f.unwrap(),
-            Some(Ok(_)) => continue,
-            other => panic!("{other:?}"),
-        }
-    };
+    let close = read_close(&mut ws).await;
     assert_eq!(u16::from(close.code), 1009);
     // Not a control message: 1008.
     let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
@@ -173,13 +181,7 @@ async fn oversized_and_invalid_frames_close_the_session_and_the_server_keeps_ser
     ws.send(Message::Text(r#"{"type":"subscribe","pool":"x"}"#.into()))
         .await
         .unwrap();
-    let close = loop {
-        match ws.next().await {
-            Some(Ok(Message::Close(f))) => break f.unwrap(),
-            Some(Ok(_)) => continue,
-            other => panic!("{other:?}"),
-        }
-    };
+    let close = read_close(&mut ws).await;
     assert_eq!(u16::from(close.code), 1008);
     assert!(!close.reason.is_empty());
     // Beyond the transport limit (64 KiB): the connection is dropped, nothing else happens.
