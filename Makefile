@@ -9,10 +9,10 @@ test: lint test-rust test-chart test-js test-browser bench-quick
 
 lint:
 	cargo fmt --all -- --check
-	cargo clippy --all-targets -- -D warnings
+	cargo clippy --workspace --all-targets -- -D warnings
 
 test-rust:
-	cargo test --all-targets
+	cargo test --workspace --all-targets
 
 test-chart:
 	cargo build

@@ -9,8 +9,8 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 
-use crate::hub::Hub;
 use crate::metrics::Metrics;
+use origin_discovery_core::hub::Hub;
 
 #[derive(Clone)]
 struct AdminState {

@@ -19,12 +19,12 @@ use tokio_util::task::TaskTracker;
 use crate::api::limits::Limiter;
 use crate::api::{self, ApiConfig, ApiState};
 use crate::config::ControllerArgs;
-use crate::controller::Controller;
-use crate::hub::Hub;
-use crate::index::IndexConfig;
 use crate::metrics::Metrics;
-use crate::signals::Stamp;
+use crate::shared::Shared;
 use crate::sources::{self, Source};
+use origin_discovery_core::hub::Hub;
+use origin_discovery_core::index::IndexConfig;
+use origin_discovery_core::signals::Stamp;
 
 /// Everything `run` needs besides a kube client.
 #[derive(Clone, Debug)]
@@ -47,7 +47,7 @@ pub struct Running {
     /// Cancel to shut down.
     pub shutdown: CancellationToken,
     /// Shared state (for tests and dev tooling).
-    pub controller: Arc<Controller>,
+    pub shared: Arc<Shared>,
     tasks: JoinSet<anyhow::Result<()>>,
     servers: JoinSet<anyhow::Result<()>>,
     sessions: TaskTracker,
@@ -74,9 +74,9 @@ pub async fn start(settings: Settings, client: Client) -> anyhow::Result<Running
     let epoch = new_epoch();
     let hub = Arc::new(Hub::new(epoch.clone(), args.delta_log as usize));
     let metrics = Metrics::new();
-    let controller = Arc::new(Controller::new(
+    let shared = Arc::new(Shared::new(
         IndexConfig {
-            epoch: epoch.clone(),
+            epoch: epoch.as_str().into(),
             node_lease_grace: args.node_lease_grace,
         },
         hub.clone(),
@@ -89,14 +89,14 @@ pub async fn start(settings: Settings, client: Client) -> anyhow::Result<Running
     let explicit: HashSet<_> = args.services.iter().cloned().collect();
     spawn_source(
         &mut tasks,
-        &controller,
+        &shared,
         sources::services::Services { explicit },
         api::<Service>(&client, ns),
         watcher::Config::default(),
     );
     spawn_source(
         &mut tasks,
-        &controller,
+        &shared,
         sources::endpointslices::EndpointSlices,
         api::<EndpointSlice>(&client, ns),
         watcher::Config::default().labels(crate::convert::SERVICE_NAME_LABEL),
@@ -107,7 +107,7 @@ pub async fn start(settings: Settings, client: Client) -> anyhow::Result<Running
     }
     spawn_source(
         &mut tasks,
-        &controller,
+        &shared,
         sources::pods::Pods::default(),
         api::<Pod>(&client, ns),
         pod_config,
@@ -115,32 +115,28 @@ pub async fn start(settings: Settings, client: Client) -> anyhow::Result<Running
     if args.node_signals {
         spawn_source(
             &mut tasks,
-            &controller,
+            &shared,
             sources::nodes::Nodes,
             Api::<Node>::all(client.clone()),
             watcher::Config::default(),
         );
         spawn_source(
             &mut tasks,
-            &controller,
+            &shared,
             sources::nodes::NodeLeases,
             Api::<Lease>::namespaced(client.clone(), sources::nodes::NODE_LEASE_NAMESPACE),
             watcher::Config::default(),
         );
-        let c = controller.clone();
+        let c = shared.clone();
         tasks.spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tick.tick().await;
-                c.update(true, |idx| idx.tick(Stamp::now()));
+                c.update(|idx| idx.tick(Stamp::now()));
             }
         });
     }
-    tasks.spawn(staleness(
-        controller.clone(),
-        client.clone(),
-        args.stale_after,
-    ));
+    tasks.spawn(staleness(shared.clone(), client.clone(), args.stale_after));
 
     let sessions = TaskTracker::new();
     let state = ApiState {
@@ -176,7 +172,7 @@ pub async fn start(settings: Settings, client: Client) -> anyhow::Result<Running
         api_addr,
         admin_addr,
         shutdown,
-        controller,
+        shared,
         tasks,
         servers,
         sessions,
@@ -193,7 +189,7 @@ impl Running {
             ended = self.tasks.join_next() => Err(ended_error(ended)),
             ended = self.servers.join_next() => Err(ended_error(ended)),
         };
-        self.controller.hub.set_synced(false);
+        self.shared.hub.set_synced(false);
         self.shutdown.cancel();
         self.sessions.close();
         let deadline = self.shutdown_timeout;
@@ -223,7 +219,7 @@ fn ended_error(ended: Option<Result<anyhow::Result<()>, tokio::task::JoinError>>
 /// nothing when it reconnects (idle watches carry no events, and bookmarks are not
 /// surfaced), so while any source is failing this probes `/version` to notice recovery.
 async fn staleness(
-    controller: Arc<Controller>,
+    shared: Arc<Shared>,
     client: Client,
     stale_after: Duration,
 ) -> anyhow::Result<()> {
@@ -232,37 +228,37 @@ async fn staleness(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if controller.any_failing() {
+        if shared.any_failing() {
             let probe =
                 tokio::time::timeout(Duration::from_secs(2), client.apiserver_version()).await;
             if matches!(probe, Ok(Ok(_))) {
-                controller.apiserver_reachable();
+                shared.apiserver_reachable();
             }
         }
-        controller.refresh_stale(stale_after);
+        shared.refresh_stale(stale_after);
     }
 }
 
 fn spawn_source<S: Source>(
     tasks: &mut JoinSet<anyhow::Result<()>>,
-    controller: &Arc<Controller>,
+    shared: &Arc<Shared>,
     source: S,
     api: Api<S::K>,
     config: watcher::Config,
 ) where
     S::K: kube::Resource<DynamicType = ()>,
 {
-    let health = controller.register_source(S::RESOURCE);
-    let controller = controller.clone();
+    let health = shared.register_source(S::RESOURCE);
+    let shared = shared.clone();
     tasks.spawn(async move {
         let span = tracing::info_span!("source", resource = S::RESOURCE);
         let result = tracing::Instrument::instrument(
-            sources::run(source, api, config, controller.clone(), health.clone()),
+            sources::run(source, api, config, shared.clone(), health.clone()),
             span,
         )
         .await;
         health.set_dead();
-        controller.refresh_ready();
+        shared.refresh_ready();
         result.map_err(anyhow::Error::from)
     });
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::model::PoolId;
+use origin_discovery_core::model::PoolId;
 
 /// Kubernetes controller that tells media clients where to reconnect, ahead of kube-proxy.
 #[derive(Debug, Parser)]

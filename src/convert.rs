@@ -7,8 +7,8 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
-use crate::model::PoolId;
-use crate::signals::{
+use origin_discovery_core::model::PoolId;
+use origin_discovery_core::signals::{
     EndpointInfo, NodeReady, PodInfo, PortChoice, ServiceInfo, SliceInfo, SlicePort,
 };
 

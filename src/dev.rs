@@ -11,7 +11,7 @@ use rand::Rng;
 
 use crate::app::{self, Settings};
 use crate::config::DevArgs;
-use crate::sim::{Sim, SimConfig};
+use kube_sim::{Sim, SimConfig};
 
 /// Namespace and Service of the seeded pool.
 pub const DEMO_NAMESPACE: &str = "demo";

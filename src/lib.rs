@@ -1,28 +1,27 @@
 //! origin-discovery: a Kubernetes controller that keeps a live list of media origins ahead
-//! of EndpointSlice propagation and pushes it to clients.
+//! of EndpointSlice propagation and pushes it to clients. This crate is the deployed
+//! binary's: configuration, wiring and the edges (Kubernetes in, HTTP out); the domain —
+//! origin index, hub, ranking, messages — is `origin-discovery-core`, which knows nothing of
+//! kube or HTTP. The design document is docs/DESIGN.md.
 //!
 //! Crate map (data flows top to bottom):
 //!
 //! - [`config`]: command line and environment, parsed once into types.
-//! - [`sources`]: one watch task per Kubernetes kind; turns objects into index signals.
-//! - [`model`]: the domain — pools, origins, snapshots, deltas (no kube, no I/O).
-//! - [`pick`]: rendezvous ranking of reconnect targets (the contract's exact hash).
-//! - [`sim`]: an embedded simulated Kubernetes API server for `dev` and tests.
+//! - [`app`]: wiring — starts the sources, the API and admin servers; shutdown.
+//! - [`sources`]: one watch task per Kubernetes kind; [`convert`] turns objects into the
+//!   core's signals, which the sources apply to the index through [`shared`].
+//! - [`shared`]: the index, the hub it publishes to, and every source's health (readiness,
+//!   staleness).
+//! - [`api`]: the public HTTP API — snapshots, long-polls, picks, WebSocket and SSE push —
+//!   reading the hub; [`admin`] and [`metrics`] on the admin port.
+//! - [`dev`]: `origin-discovery dev`, the controller against the `kube-sim` simulated cluster.
 
 pub mod admin;
 pub mod api;
 pub mod app;
-pub mod client;
 pub mod config;
-pub mod controller;
 pub mod convert;
 pub mod dev;
-pub mod hub;
-pub mod index;
-pub mod messages;
 pub mod metrics;
-pub mod model;
-pub mod pick;
-pub mod signals;
-pub mod sim;
+pub mod shared;
 pub mod sources;

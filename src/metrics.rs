@@ -10,8 +10,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use crate::hub::Hub;
-use crate::model::OriginState;
+use origin_discovery_core::hub::Hub;
+use origin_discovery_core::model::OriginState;
 
 /// Labels of the per-pool origin gauge.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -158,12 +158,12 @@ impl Metrics {
         for view in hub.views() {
             for state in [OriginState::Ready, OriginState::Draining] {
                 let labels = PoolStateLabels {
-                    pool: view.pool.to_string(),
+                    pool: view.snapshot.pool.to_string(),
                     state: state.as_str(),
                 };
                 self.origins
                     .get_or_create(&labels)
-                    .set(view.count(state) as i64);
+                    .set(view.snapshot.count(state) as i64);
             }
         }
         self.stale.set(i64::from(hub.is_stale()));

@@ -8,34 +8,28 @@ use axum::body::Body;
 use axum::extract::connect_info::MockConnectInfo;
 use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;
-use chrono::Utc;
 use http_body_util::BodyExt;
 use origin_discovery::api::limits::Limiter;
 use origin_discovery::api::{router, ApiConfig, ApiState};
-use origin_discovery::hub::Hub;
-use origin_discovery::index::PoolChange;
 use origin_discovery::metrics::Metrics;
-use origin_discovery::model::{Delta, Origin, OriginState, PoolId};
+use origin_discovery_core::hub::Hub;
+use origin_discovery_core::model::{Delta, Origin, OriginState, PoolChange, PoolId};
+use origin_discovery_testkit::fixtures::origin_in;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
-fn pool() -> PoolId {
-    PoolId::new("demo", "origin")
-}
-
 fn origin(id: &str, zone: &str, state: OriginState) -> Origin {
     Origin {
-        id: id.into(),
         url: Some(format!("wss://{id}.example.com/ws")),
-        ip: "10.0.0.1".into(),
-        port: 5080,
         node: Some("node-a".into()),
-        zone: Some(zone.into()),
-        state,
-        since: Utc::now(),
+        ..origin_in(id, Some(zone), state)
     }
+}
+
+fn pool() -> PoolId {
+    PoolId::new("demo", "origin")
 }
 
 fn setup(cors: Vec<String>) -> (Arc<Hub>, Router) {

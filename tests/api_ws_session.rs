@@ -6,33 +6,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::Message;
-use chrono::Utc;
 use futures::channel::mpsc;
 use futures::{SinkExt, StreamExt};
 use origin_discovery::api::ws::{close, session, SessionContext, SessionEnd};
-use origin_discovery::hub::{Hub, Subscription};
-use origin_discovery::index::PoolChange;
-use origin_discovery::messages::ServerMessage;
 use origin_discovery::metrics::Metrics;
-use origin_discovery::model::{Delta, Origin, OriginState, PoolId};
+use origin_discovery_core::hub::{Hub, Subscription};
+use origin_discovery_core::messages::Message as Push;
+use origin_discovery_core::model::{Delta, PoolChange, PoolId, Snapshot};
+use origin_discovery_testkit::fixtures::origin;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 fn pool() -> PoolId {
     PoolId::new("demo", "origin")
-}
-
-fn origin(id: &str) -> Origin {
-    Origin {
-        id: id.into(),
-        url: None,
-        ip: "10.0.0.1".into(),
-        port: 5080,
-        node: None,
-        zone: None,
-        state: OriginState::Ready,
-        since: Utc::now(),
-    }
 }
 
 struct Harness {
@@ -76,7 +62,7 @@ async fn recv(h: &mut Harness) -> Message {
         .expect("session open")
 }
 
-async fn recv_json(h: &mut Harness) -> ServerMessage {
+async fn recv_json(h: &mut Harness) -> Push {
     match recv(h).await {
         Message::Text(t) => serde_json::from_str(&t).unwrap(),
         other => panic!("expected text, got {other:?}"),
@@ -108,7 +94,7 @@ async fn snapshot_first_then_deltas_in_revision_order() {
     let mut h = start(Duration::from_secs(60));
     assert!(matches!(
         recv_json(&mut h).await,
-        ServerMessage::Snapshot { revision: 1, .. }
+        Push::Snapshot(Snapshot { revision: 1, .. })
     ));
     for r in 2..=4 {
         push(&h.hub, r);
@@ -116,7 +102,7 @@ async fn snapshot_first_then_deltas_in_revision_order() {
     let mut revisions = vec![];
     for _ in 2..=4 {
         match recv_json(&mut h).await {
-            ServerMessage::Delta { revision, .. } => revisions.push(revision),
+            Push::Delta(Delta { revision, .. }) => revisions.push(revision),
             other => panic!("{other:?}"),
         }
     }
@@ -128,15 +114,9 @@ async fn heartbeat_is_sent_every_interval_when_idle() {
     let mut h = start(Duration::from_secs(5));
     recv_json(&mut h).await;
     let t0 = tokio::time::Instant::now();
-    assert_eq!(
-        recv_json(&mut h).await,
-        ServerMessage::Heartbeat { revision: 1 }
-    );
+    assert_eq!(recv_json(&mut h).await, Push::Heartbeat { revision: 1 });
     assert_eq!(t0.elapsed(), Duration::from_secs(5));
-    assert_eq!(
-        recv_json(&mut h).await,
-        ServerMessage::Heartbeat { revision: 1 }
-    );
+    assert_eq!(recv_json(&mut h).await, Push::Heartbeat { revision: 1 });
     assert_eq!(t0.elapsed(), Duration::from_secs(10));
 }
 
@@ -148,7 +128,7 @@ async fn ping_control_message_gets_a_pong() {
         .send(Ok(Message::Text(r#"{"type":"ping"}"#.into())))
         .await
         .unwrap();
-    assert_eq!(recv_json(&mut h).await, ServerMessage::Pong { revision: 1 });
+    assert_eq!(recv_json(&mut h).await, Push::Pong { revision: 1 });
 }
 
 #[tokio::test]
@@ -209,10 +189,7 @@ async fn removed_pool_sends_a_final_message_and_closes_normally() {
         pool: pool(),
         revision: 1,
     });
-    assert!(matches!(
-        recv_json(&mut h).await,
-        ServerMessage::Removed { .. }
-    ));
+    assert!(matches!(recv_json(&mut h).await, Push::Removed { .. }));
     assert_eq!(recv_close(&mut h).await, close::NORMAL);
 }
 

@@ -1,16 +1,16 @@
 //! Push API over real sockets against the simulator: resume, limits, frame limits, SSE
 //! `Last-Event-ID`, shutdown.
 
-mod support;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use http_body_util::BodyExt;
-use origin_discovery::client::{watch_url, Watch};
-use origin_discovery::messages::ServerMessage;
-use support::*;
+use origin_discovery_core::messages::Message as Push;
+use origin_discovery_core::model::{Delta, Snapshot};
+use origin_discovery_testkit::client::{watch_url, Watch};
+use origin_discovery_testkit::stack::*;
+use origin_discovery_testkit::{eventually, metric, WAIT};
 use tokio_tungstenite::tungstenite::{self, Message};
 
 async fn crash_and_wait(stack: &Stack, w: &mut Watch, pod: &str) {
@@ -26,10 +26,10 @@ async fn ready3(stack: &Stack) -> Watch {
     w
 }
 
-async fn next_non_heartbeat(w: &mut Watch) -> ServerMessage {
+async fn next_non_heartbeat(w: &mut Watch) -> Push {
     loop {
         match w.next_within(WAIT).await.unwrap().unwrap() {
-            ServerMessage::Heartbeat { .. } => continue,
+            Push::Heartbeat { .. } => continue,
             m => return m,
         }
     }
@@ -50,7 +50,7 @@ async fn resume_with_a_small_gap_replays_only_the_missed_deltas() {
     w.state.revision = revision;
     for expected in [revision + 1, revision + 2] {
         match next_non_heartbeat(&mut w).await {
-            ServerMessage::Delta { revision, .. } => assert_eq!(revision, expected),
+            Push::Delta(Delta { revision, .. }) => assert_eq!(revision, expected),
             other => panic!("expected only the missed deltas, got {other:?}"),
         }
     }
@@ -71,16 +71,16 @@ async fn resume_past_the_delta_log_or_from_another_epoch_gets_a_snapshot() {
     let mut other = stack.watch(&demo()).await;
     crash_and_wait(&stack, &mut other, "origin-0").await;
     crash_and_wait(&stack, &mut other, "origin-1").await;
-    for (e, r) in [(epoch.as_str(), revision), ("another-epoch", revision + 1)] {
+    for (e, r) in [(&*epoch, revision), ("another-epoch", revision + 1)] {
         let mut w = Watch::connect(&watch_url(&stack.api, &demo(), Some((e, r))))
             .await
             .unwrap();
         match next_non_heartbeat(&mut w).await {
-            ServerMessage::Snapshot {
+            Push::Snapshot(Snapshot {
                 origins,
                 revision: rev,
                 ..
-            } => {
+            }) => {
                 assert_eq!(origins.len(), 1);
                 assert_eq!(rev, revision + 2);
             }
@@ -203,7 +203,7 @@ async fn oversized_and_invalid_frames_close_the_session_and_the_server_keeps_ser
     w.send_text(r#"{"type":"ping"}"#.into()).await.unwrap();
     assert!(matches!(
         next_non_heartbeat(&mut w).await,
-        ServerMessage::Pong { .. }
+        Push::Pong { .. }
     ));
     stack.shutdown().await;
 }

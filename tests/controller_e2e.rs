@@ -1,17 +1,18 @@
 //! End-to-end behaviour of the controller against the simulated cluster: real HTTP watch
 //! streams, real kube client, real WebSocket subscribers.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use origin_discovery::messages::ServerMessage;
-use origin_discovery::model::{OriginState, PoolId};
-use origin_discovery::sim::EventType;
+use kube_sim::testing::next_event as sim_event;
+use kube_sim::{EventType, SimEvent};
+use origin_discovery_core::messages::Message;
+use origin_discovery_core::model::{Delta, OriginState, PoolId};
+use origin_discovery_testkit::client::Watch;
+use origin_discovery_testkit::stack::*;
+use origin_discovery_testkit::{eventually, http, metric, WAIT};
 use serde_json::json;
-use support::*;
 
 fn pod(name: &str, labels: serde_json::Value, annotations: serde_json::Value) -> Pod {
     serde_json::from_value(json!({
@@ -32,17 +33,17 @@ fn service(name: &str, labels: serde_json::Value, selector: Option<serde_json::V
     .unwrap()
 }
 
-fn is_slice_of(ev: &origin_discovery::sim::SimEvent, svc: &str) -> bool {
+fn is_slice_of(ev: &SimEvent, svc: &str) -> bool {
     ev.resource == "endpointslices"
         && ev.object["metadata"]["labels"]["kubernetes.io/service-name"].as_str() == Some(svc)
 }
 
 /// Reads messages until a delta arrives; fails on anything but heartbeats in between.
-async fn next_delta(w: &mut origin_discovery::client::Watch) -> (ServerMessage, Instant) {
+async fn next_delta(w: &mut Watch) -> (Message, Instant) {
     loop {
         match w.next_within(WAIT).await.expect("message").expect("open") {
-            ServerMessage::Heartbeat { .. } => continue,
-            m @ ServerMessage::Delta { .. } => return (m, Instant::now()),
+            Message::Heartbeat { .. } => continue,
+            m @ Message::Delta(Delta { .. }) => return (m, Instant::now()),
             other => panic!("expected a delta, got {other:?}"),
         }
     }
@@ -50,13 +51,13 @@ async fn next_delta(w: &mut origin_discovery::client::Watch) -> (ServerMessage, 
 
 /// Ping/pong as a barrier: every message the server sent before the pong is read first.
 /// Returns the messages seen before the pong (heartbeats excluded).
-async fn drain_until_pong(w: &mut origin_discovery::client::Watch) -> Vec<ServerMessage> {
+async fn drain_until_pong(w: &mut Watch) -> Vec<Message> {
     w.send_text(r#"{"type":"ping"}"#.into()).await.unwrap();
     let mut seen = vec![];
     loop {
         match w.next_within(WAIT).await.expect("message").expect("open") {
-            ServerMessage::Pong { .. } => return seen,
-            ServerMessage::Heartbeat { .. } => {}
+            Message::Pong { .. } => return seen,
+            Message::Heartbeat { .. } => {}
             other => seen.push(other),
         }
     }
@@ -105,7 +106,7 @@ async fn graceful_delete_marks_origin_draining_before_slice_update() {
     })
     .await;
     let (delta, got) = next_delta(&mut w).await;
-    let ServerMessage::Delta { upsert, .. } = delta else {
+    let Message::Delta(Delta { upsert, .. }) = delta else {
         unreachable!()
     };
     assert_eq!(upsert.len(), 1);
@@ -138,7 +139,7 @@ async fn crash_removes_origin_before_slice_update() {
     .await;
     let (delta, got) = next_delta(&mut w).await;
     assert!(
-        matches!(&delta, ServerMessage::Delta { remove, .. } if remove == &vec!["origin-2".to_string()]),
+        matches!(&delta, Message::Delta(Delta { remove, .. }) if remove == &vec!["origin-2".to_string()]),
         "{delta:?}"
     );
     let slice_event = sim_event(&mut events, "slice update", |e| is_slice_of(e, "origin")).await;
@@ -180,7 +181,7 @@ async fn recovered_pod_is_readded_only_once_its_slice_endpoint_is_ready() {
     stack.sim.recover_pod("demo", "origin-0").unwrap();
     let (delta, got) = next_delta(&mut w).await;
     assert!(
-        matches!(&delta, ServerMessage::Delta { upsert, .. } if upsert[0].id == "origin-0" && upsert[0].state == OriginState::Ready)
+        matches!(&delta, Message::Delta(Delta { upsert, .. }) if upsert[0].id == "origin-0" && upsert[0].state == OriginState::Ready)
     );
     // The slice must have said ready before we re-added it.
     let mut slice_ready_at = None;
@@ -299,7 +300,7 @@ async fn unlabelled_or_deleted_service_removes_the_pool_and_a_new_labelled_one_a
     stack.sim.replace(&svc).unwrap();
     loop {
         match w.next_within(WAIT).await.unwrap() {
-            Ok(ServerMessage::Removed { .. }) => break,
+            Ok(Message::Removed { .. }) => break,
             Ok(_) => continue,
             Err(closed) => panic!("closed before the removed message: {closed:?}"),
         }
@@ -320,7 +321,7 @@ async fn unlabelled_or_deleted_service_removes_the_pool_and_a_new_labelled_one_a
 
 #[tokio::test]
 async fn explicit_service_flag_makes_an_unlabelled_service_a_pool() {
-    let sim = origin_discovery::sim::Sim::start(sim_config(Duration::ZERO))
+    let sim = kube_sim::Sim::start(sim_config(Duration::ZERO))
         .await
         .unwrap();
     sim.seed_demo().unwrap();
@@ -483,7 +484,7 @@ async fn dead_node_removes_its_origins_before_kubernetes_marks_it() {
 
 #[tokio::test]
 async fn readiness_and_api_wait_for_the_first_full_sync() {
-    let sim = origin_discovery::sim::Sim::start(sim_config(Duration::ZERO))
+    let sim = kube_sim::Sim::start(sim_config(Duration::ZERO))
         .await
         .unwrap();
     sim.seed_demo().unwrap();
@@ -496,14 +497,11 @@ async fn readiness_and_api_wait_for_the_first_full_sync() {
     let running = origin_discovery::app::start(settings, sim.client().await)
         .await
         .unwrap();
-    let http = reqwest_lite::Client;
-    let (status, _) = http
-        .get(&format!("http://{}/readyz", running.admin_addr))
+    let (status, _) = http::get(&format!("http://{}/readyz", running.admin_addr))
         .await
         .unwrap();
     assert_eq!(status, 503);
-    let (status, body) = http
-        .get(&format!("http://{}/v1/pools", running.api_addr))
+    let (status, body) = http::get(&format!("http://{}/v1/pools", running.api_addr))
         .await
         .unwrap();
     assert_eq!(
@@ -511,7 +509,7 @@ async fn readiness_and_api_wait_for_the_first_full_sync() {
         (503, Some("not_synced"))
     );
     assert_eq!(
-        http.get(&format!("http://{}/healthz", running.admin_addr))
+        http::get(&format!("http://{}/healthz", running.admin_addr))
             .await
             .unwrap()
             .0,
@@ -519,7 +517,7 @@ async fn readiness_and_api_wait_for_the_first_full_sync() {
     );
     sim.restart().await.unwrap();
     eventually("ready after the apiserver is back", || async {
-        http.get(&format!("http://{}/readyz", running.admin_addr))
+        http::get(&format!("http://{}/readyz", running.admin_addr))
             .await
             .map(|r| r.0 == 200)
             .unwrap_or(false)

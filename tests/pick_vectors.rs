@@ -5,8 +5,8 @@
 //! `UPDATE_PICK_VECTORS=1 cargo test --test pick_vectors`.
 
 use chrono::{DateTime, Utc};
-use origin_discovery::model::{Origin, OriginState};
-use origin_discovery::pick::{rank, weight, PickRequest};
+use origin_discovery_core::model::{Origin, OriginState};
+use origin_discovery_core::pick::{rank, weight, PickRequest};
 use serde_json::{json, Value};
 
 const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/pick_vectors.json");

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
-use origin_discovery::sim::controllers::endpointslices::ZONE_LABEL;
-use origin_discovery::sim::{Sim, SimConfig};
+use kube_sim::controllers::endpointslices::ZONE_LABEL;
+use kube_sim::{Sim, SimConfig};
 use serde_json::json;
 
 /// Namespace of every benchmark pool.

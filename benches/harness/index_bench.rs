@@ -4,9 +4,9 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use origin_discovery::index::{Index, IndexConfig};
-use origin_discovery::model::PoolId;
-use origin_discovery::signals::{
+use origin_discovery_core::index::{Index, IndexConfig};
+use origin_discovery_core::model::PoolId;
+use origin_discovery_core::signals::{
     EndpointInfo, PodInfo, PortChoice, ServiceInfo, SliceInfo, SlicePort, Stamp,
 };
 

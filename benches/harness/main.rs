@@ -31,8 +31,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use origin_discovery::model::PoolId;
-use origin_discovery::sim::Sim;
+use kube_sim::Sim;
+use origin_discovery_core::model::PoolId;
 
 use cluster::NS;
 use procs::Controller;

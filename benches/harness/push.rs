@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use k8s_openapi::api::core::v1::Pod;
-use origin_discovery::messages::ServerMessage;
-use origin_discovery::model::OriginState;
-use origin_discovery::sim::{EventType, Sim, SimEvent};
+use kube_sim::{EventType, Sim, SimEvent};
+use origin_discovery_core::messages::Message;
+use origin_discovery_core::model::Delta;
+use origin_discovery_core::model::OriginState;
 use serde_json::Value;
 use tokio::sync::broadcast;
 
@@ -214,12 +215,12 @@ async fn wait_delta(observer: &Observer, after: u64, target: &str, action: Actio
         {
             let history = observer.history.lock().unwrap_or_else(|e| e.into_inner());
             for m in history.iter().rev() {
-                let ServerMessage::Delta {
+                let Message::Delta(Delta {
                     revision,
                     upsert,
                     remove,
                     ..
-                } = m
+                }) = m
                 else {
                     continue;
                 };

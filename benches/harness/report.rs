@@ -493,7 +493,7 @@ const METHOD: &str = r#"
   harness raises its soft limit itself and passes it on to the controller. It runs
   `cargo bench --bench harness -- [--quick]` in its own process group under a timeout, and
   stops that whole group on exit, so no controller, nginx or wrk is left running.
-- **Processes.** The simulated API server (`origin_discovery::sim`) runs inside the
+- **Processes.** The simulated API server (`kube_sim`) runs inside the
   harness. The controller is the release binary running as its own process:
   `origin-discovery run --kubeconfig <simulator> --listen 127.0.0.1:0 --admin-listen
   127.0.0.1:0 --max-subscribers 100000 --max-subscribers-per-ip 100000 --log-format json`.
@@ -533,7 +533,7 @@ const METHOD: &str = r#"
   (subscribed − idle) / 10,000. The pods reading uses a fresh controller on a fresh
   simulator with 50 labelled Services × 100 pods, all ready, taken 3 s after the
   controller lists all 5,000 origins as ready.
-- **Index.** In process: `origin_discovery::index::Index` with 50 pools × 100 origins in
+- **Index.** In process: `origin_discovery_core::index::Index` with 50 pools × 100 origins in
   EndpointSlices of 100 endpoints, with a URL template. Each event flips one
   pseudo-random pod between up and down, so every event yields a delta. `apply_pod` and
   `commit` are timed together with `Instant`, over 20,000 events.

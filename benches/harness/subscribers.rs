@@ -10,16 +10,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use futures::StreamExt;
-use origin_discovery::client::{self, PoolState, Watch};
-use origin_discovery::messages::ServerMessage;
-use origin_discovery::model::PoolId;
+use origin_discovery_core::messages::Message;
+use origin_discovery_core::model::Delta;
+use origin_discovery_core::model::PoolId;
+use origin_discovery_testkit::client::{self, PoolState, Watch};
 use serde::Deserialize;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_util::sync::CancellationToken;
 
 /// Push transport.
@@ -205,8 +206,8 @@ async fn ws(
             bail!("the server closed the WebSocket");
         };
         let text = match msg? {
-            Message::Text(t) => t,
-            Message::Close(f) => bail!("closed by the server: {f:?}"),
+            WsMessage::Text(t) => t,
+            WsMessage::Close(f) => bail!("closed by the server: {f:?}"),
             _ => continue,
         };
         on_message(text.as_str(), now, &rec, &started, &mut permit)?;
@@ -274,7 +275,7 @@ fn on_message(
 /// every delta it applied and publishes the resulting pool state.
 pub struct Observer {
     /// Every delta received, in order.
-    pub history: Arc<Mutex<Vec<ServerMessage>>>,
+    pub history: Arc<Mutex<Vec<Message>>>,
     /// The pool state after the latest message.
     pub state: watch::Receiver<PoolState>,
     cancel: CancellationToken,
@@ -301,7 +302,7 @@ impl Observer {
                 };
                 match m {
                     Ok(Ok(m)) => {
-                        if matches!(m, ServerMessage::Delta { .. }) {
+                        if matches!(m, Message::Delta(Delta { .. })) {
                             h.lock().unwrap_or_else(|e| e.into_inner()).push(m);
                         }
                         let _ = tx.send(w.state.clone());

@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use crate::model::PoolId;
+use origin_discovery_core::model::PoolId;
 
 /// An API error.
 #[derive(Debug, thiserror::Error)]

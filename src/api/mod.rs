@@ -22,11 +22,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::hub::Hub;
 use crate::metrics::Metrics;
-use crate::model::PoolId;
 use error::ApiError;
 use limits::Limiter;
+use origin_discovery_core::hub::Hub;
+use origin_discovery_core::model::PoolId;
 
 /// Largest client → server WebSocket message accepted as a control message; larger ones
 /// close the session with 1009.

@@ -12,8 +12,8 @@ use rand::Rng;
 
 use super::error::{ApiError, Result};
 use super::{param, pool_id, query_pairs, ApiState};
-use crate::hub::{PoolChannel, PoolView};
-use crate::pick::{self, PickRequest};
+use origin_discovery_core::hub::{PoolChannel, PoolView};
+use origin_discovery_core::pick::{self, PickRequest};
 
 /// Longest long-poll `wait`.
 pub const MAX_WAIT: Duration = Duration::from_secs(300);
@@ -26,7 +26,7 @@ pub const MAX_KEY: usize = 1024;
 pub async fn list(State(state): State<ApiState>) -> Response {
     #[derive(serde::Serialize)]
     struct Pools {
-        pools: Vec<crate::hub::PoolSummary>,
+        pools: Vec<origin_discovery_core::hub::PoolSummary>,
     }
     Json(Pools {
         pools: state.hub.summaries(),
@@ -60,14 +60,14 @@ pub async fn snapshot(
     let channel = channel(&state, &ns, &svc)?;
     let mut view = channel.current();
     if let Some(wait) = wait.filter(|w| !w.is_zero()) {
-        let after = revision.unwrap_or(view.revision);
-        if view.revision == after {
+        let after = revision.unwrap_or(view.snapshot.revision);
+        if view.snapshot.revision == after {
             let jitter = rand::rng().random_range(0..=wait.as_millis() as u64 / 16);
             let deadline = tokio::time::Instant::now() + wait + Duration::from_millis(jitter);
             let mut rx = channel.watch();
             loop {
                 let current = rx.borrow_and_update().clone();
-                if current.revision != after || current.removed {
+                if current.snapshot.revision != after || current.removed {
                     view = current;
                     break;
                 }
@@ -83,7 +83,7 @@ pub async fn snapshot(
         }
     }
     if view.removed {
-        return Err(ApiError::UnknownPool(view.pool.clone()));
+        return Err(ApiError::UnknownPool(view.snapshot.pool.clone()));
     }
     Ok(snapshot_response(&view, &headers))
 }
@@ -169,7 +169,7 @@ pub async fn pick(
     };
     let view = channel(&state, &ns, &svc)?.current();
     let targets = pick::rank(
-        &view.origins,
+        &view.snapshot.origins,
         &PickRequest {
             key,
             zone,
@@ -177,8 +177,7 @@ pub async fn pick(
             count,
         },
     );
-    let body =
-        serde_json::json!({"pool": view.pool, "revision": view.revision, "targets": targets});
+    let body = serde_json::json!({"pool": view.snapshot.pool, "revision": view.snapshot.revision, "targets": targets});
     Ok(Json(body).into_response())
 }
 

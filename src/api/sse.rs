@@ -18,9 +18,9 @@ use tokio_util::sync::CancellationToken;
 use super::error::{ApiError, Result};
 use super::limits::Permit;
 use super::{pool_id, query_pairs, resume_params, ApiState, ClientAddr};
-use crate::hub::{FrameKind, Subscription};
 use crate::metrics::TransportLabels;
 use axum::extract::ConnectInfo;
+use origin_discovery_core::hub::{FrameKind, Subscription};
 use prometheus_client::metrics::histogram::Histogram;
 
 const TRANSPORT: TransportLabels = TransportLabels { transport: "sse" };

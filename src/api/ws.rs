@@ -18,10 +18,10 @@ use super::{
     origin_allowed, pool_id, query_pairs, resume_params, ApiState, ClientAddr, MAX_CONTROL_MESSAGE,
     WRITE_TIMEOUT,
 };
-use crate::hub::{FrameKind, Subscription};
-use crate::messages::{ClientMessage, Message as Msg};
 use crate::metrics::{Metrics, TransportLabels};
 use axum::extract::ConnectInfo;
+use origin_discovery_core::hub::{FrameKind, Subscription};
+use origin_discovery_core::messages::{ClientMessage, Message as Msg};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
 

@@ -6,9 +6,9 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 
 use super::Source;
 use crate::convert;
-use crate::index::Index;
-use crate::model::PoolId;
-use crate::signals::Stamp;
+use origin_discovery_core::index::Index;
+use origin_discovery_core::model::PoolId;
+use origin_discovery_core::signals::Stamp;
 
 /// Watches EndpointSlices carrying a `kubernetes.io/service-name` label.
 #[derive(Debug, Default)]

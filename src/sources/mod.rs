@@ -82,10 +82,10 @@ use kube::runtime::WatchStreamExt;
 use kube::{Api, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
-use crate::controller::{Controller, SourceHealth};
-use crate::index::Index;
 use crate::metrics::ResourceLabels;
-use crate::signals::Stamp;
+use crate::shared::{Shared, SourceHealth};
+use origin_discovery_core::index::Index;
+use origin_discovery_core::signals::Stamp;
 
 /// Why a source stopped. Sources retry watch errors forever, so any end is fatal.
 #[derive(Debug, thiserror::Error)]
@@ -122,7 +122,7 @@ pub async fn run<S: Source>(
     mut source: S,
     api: Api<S::K>,
     config: watcher::Config,
-    controller: Arc<Controller>,
+    shared: Arc<Shared>,
     health: Arc<SourceHealth>,
 ) -> Result<(), Error>
 where
@@ -145,22 +145,18 @@ where
             Ok(e) => e,
             Err(err) => {
                 tracing::warn!(resource = S::RESOURCE, error = %err, "watch error; retrying with backoff");
-                controller.metrics.watch_errors.get_or_create(&labels).inc();
+                shared.metrics.watch_errors.get_or_create(&labels).inc();
                 health.failed(stamp.at);
                 continue;
             }
         };
         health.ok();
-        controller.metrics.watch_events.get_or_create(&labels).inc();
+        shared.metrics.watch_events.get_or_create(&labels).inc();
         match event {
             Event::Init => {
                 lists += 1;
                 if lists > 1 {
-                    controller
-                        .metrics
-                        .watch_restarts
-                        .get_or_create(&labels)
-                        .inc();
+                    shared.metrics.watch_restarts.get_or_create(&labels).inc();
                     tracing::info!(resource = S::RESOURCE, "relisting");
                 }
                 listing = Some(HashSet::new());
@@ -169,11 +165,11 @@ where
                 if let (Some(keys), Some(key)) = (listing.as_mut(), source.key(&obj)) {
                     keys.insert(key);
                 }
-                controller.update(false, |idx| source.apply(idx, obj, stamp));
+                shared.stage(|idx| source.apply(idx, obj, stamp));
             }
             Event::InitDone => {
                 let keep = listing.take().unwrap_or_default();
-                controller.update(true, |idx| source.reset(idx, &keep, stamp));
+                shared.update(|idx| source.reset(idx, &keep, stamp));
                 if lists == 1 {
                     tracing::info!(
                         resource = S::RESOURCE,
@@ -182,10 +178,10 @@ where
                     );
                 }
                 health.set_synced();
-                controller.refresh_ready();
+                shared.refresh_ready();
             }
-            Event::Apply(obj) => controller.update(true, |idx| source.apply(idx, obj, stamp)),
-            Event::Delete(obj) => controller.update(true, |idx| source.delete(idx, obj, stamp)),
+            Event::Apply(obj) => shared.update(|idx| source.apply(idx, obj, stamp)),
+            Event::Delete(obj) => shared.update(|idx| source.delete(idx, obj, stamp)),
         }
     }
     Err(Error::StreamEnded(S::RESOURCE))

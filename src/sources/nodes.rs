@@ -7,8 +7,8 @@ use k8s_openapi::api::core::v1::Node;
 
 use super::Source;
 use crate::convert;
-use crate::index::Index;
-use crate::signals::{NodeReady, Stamp};
+use origin_discovery_core::index::Index;
+use origin_discovery_core::signals::{NodeReady, Stamp};
 
 /// Watches Nodes' Ready condition.
 #[derive(Debug, Default)]

@@ -6,8 +6,8 @@ use k8s_openapi::api::core::v1::Pod;
 
 use super::Source;
 use crate::convert;
-use crate::index::Index;
-use crate::signals::Stamp;
+use origin_discovery_core::index::Index;
+use origin_discovery_core::signals::Stamp;
 
 /// Watches pods (optionally narrowed by `--pod-selector`).
 #[derive(Debug, Default)]
@@ -71,7 +71,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::index::IndexConfig;
+    use origin_discovery_core::index::IndexConfig;
 
     fn pod(url: &str, generation: u32) -> Pod {
         serde_json::from_value(serde_json::json!({

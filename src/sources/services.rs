@@ -6,9 +6,9 @@ use k8s_openapi::api::core::v1::Service;
 
 use super::Source;
 use crate::convert;
-use crate::index::Index;
-use crate::model::PoolId;
-use crate::signals::Stamp;
+use origin_discovery_core::index::Index;
+use origin_discovery_core::model::PoolId;
+use origin_discovery_core::signals::Stamp;
 
 /// Watches Services; a Service is a pool when labelled or named with `--service`.
 #[derive(Debug)]

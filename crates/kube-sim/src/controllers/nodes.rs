@@ -16,15 +16,15 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::{sleep_until, Timers};
-use crate::sim::object;
-use crate::sim::resources::kinds;
-use crate::sim::store::{DeleteOpts, EventType, SimEvent};
-use crate::sim::Shared;
+use crate::object;
+use crate::resources::kinds;
+use crate::store::{DeleteOpts, EventType, SimEvent};
+use crate::Shared;
 
 /// Namespace of node leases.
 pub const NODE_LEASE_NAMESPACE: &str = "kube-node-lease";
 
-/// Commands from the [`Sim`](crate::sim::Sim) handle.
+/// Commands from the [`Sim`](crate::Sim) handle.
 #[derive(Debug)]
 pub(crate) enum NodeCommand {
     /// The node's kubelet stopped (already recorded in `Shared::dead_nodes`).

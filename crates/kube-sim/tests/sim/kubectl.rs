@@ -1,15 +1,13 @@
 //! kubectl against the simulator: discovery, Table output, get/describe/delete.
 //! Skips (with a message) when kubectl is not installed.
 
-mod sim_support;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use origin_discovery::sim::Sim;
-use sim_support::{fast_config, until, WAIT};
+use kube_sim::testing::{fast_config, until, WAIT};
+use kube_sim::Sim;
 
 fn kubectl_path() -> Option<PathBuf> {
     let p = std::env::var_os("KUBECTL")

@@ -85,21 +85,8 @@ pub fn rank<'o>(origins: &'o [Origin], req: &PickRequest<'_>) -> Vec<&'o Origin>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::Utc;
+    use crate::fixtures::origin_in as origin;
     use proptest::prelude::*;
-
-    fn origin(id: &str, zone: Option<&str>, state: OriginState) -> Origin {
-        Origin {
-            id: id.into(),
-            url: None,
-            ip: "10.0.0.1".into(),
-            port: 5080,
-            node: None,
-            zone: zone.map(Into::into),
-            state,
-            since: Utc::now(),
-        }
-    }
 
     fn ids(v: &[&Origin]) -> Vec<String> {
         v.iter().map(|o| o.id.clone()).collect()

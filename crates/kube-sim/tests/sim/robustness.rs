@@ -1,12 +1,10 @@
 //! The server survives arbitrary requests: every answer is a proper response (errors as
 //! `Status` bodies), nothing hangs, and it keeps serving afterwards.
 
-mod sim_support;
-
+use kube_sim::testing::fast_config;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::Value;
-use sim_support::fast_config;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const SEGMENTS: &[&str] = &[
@@ -88,7 +86,7 @@ async fn exchange(addr: std::net::SocketAddr, req: Vec<u8>) -> (u16, String) {
         .expect("server accepts");
     s.write_all(&req).await.unwrap();
     let mut buf = Vec::new();
-    tokio::time::timeout(sim_support::WAIT, s.read_to_end(&mut buf))
+    tokio::time::timeout(kube_sim::testing::WAIT, s.read_to_end(&mut buf))
         .await
         .expect("answer in time")
         .unwrap();
@@ -113,9 +111,7 @@ fn arbitrary_requests_get_proper_answers_and_the_server_keeps_serving() {
         .build()
         .unwrap();
     let sim = rt.block_on(async {
-        let sim = origin_discovery::sim::Sim::start(fast_config())
-            .await
-            .unwrap();
+        let sim = kube_sim::Sim::start(fast_config()).await.unwrap();
         sim.seed_demo().unwrap();
         sim
     });

@@ -1,10 +1,12 @@
 //! The domain: pools, origins, snapshots and deltas.
 //!
 //! Nothing here knows about Kubernetes, HTTP or tokio. These are the shapes the API
-//! contract (DESIGN.md, "Pools and origins") fixes; their serde form *is* the wire form.
+//! contract (docs/DESIGN.md, "Pools and origins") fixes; their serde form *is* the wire form.
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Instant;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize, Serializer};
@@ -120,19 +122,27 @@ pub struct Origin {
     pub since: DateTime<Utc>,
 }
 
-/// A pool's full origin list at one revision.
+/// A pool's full origin list at one revision: the `GET /v1/pools/{ns}/{svc}` body and,
+/// tagged `"type":"snapshot"`, the push message. Cheap to clone (shared epoch and origins).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
     /// Which pool.
     pub pool: PoolId,
     /// Random id of this controller process; revisions only compare within one epoch.
-    pub epoch: String,
+    pub epoch: Arc<str>,
     /// Counts up by exactly one per change of this pool.
     pub revision: u64,
     /// True while the apiserver has been unreachable for longer than `--stale-after`.
     pub stale: bool,
     /// Origins sorted by id.
-    pub origins: Vec<Origin>,
+    pub origins: Arc<[Origin]>,
+}
+
+impl Snapshot {
+    /// Number of origins in `state`.
+    pub fn count(&self, state: OriginState) -> usize {
+        self.origins.iter().filter(|o| o.state == state).count()
+    }
 }
 
 /// What changed in a pool from `revision - 1` to `revision`.
@@ -141,7 +151,7 @@ pub struct Delta {
     /// Which pool.
     pub pool: PoolId,
     /// Same as the snapshot's epoch.
-    pub epoch: String,
+    pub epoch: Arc<str>,
     /// The revision this delta produces.
     pub revision: u64,
     /// Origins added or changed (full objects), sorted by id.
@@ -155,6 +165,34 @@ impl Delta {
     pub fn is_empty(&self) -> bool {
         self.upsert.is_empty() && self.remove.is_empty()
     }
+}
+
+/// One pool's change, as the origin index produces it and the hub publishes it.
+#[derive(Debug)]
+pub enum PoolChange {
+    /// A Service became a pool; `origins` is its first list (sorted by id).
+    Added {
+        /// The pool.
+        pool: PoolId,
+        /// Its first revision.
+        revision: u64,
+        /// Its origins.
+        origins: Vec<Origin>,
+    },
+    /// A pool moved to `delta.revision`.
+    Updated {
+        /// The change.
+        delta: Delta,
+        /// Arrival of the earliest signal folded into this revision (push latency start).
+        received: Instant,
+    },
+    /// A pool disappeared (Service deleted or no longer opted in).
+    Removed {
+        /// The pool.
+        pool: PoolId,
+        /// Its last revision.
+        revision: u64,
+    },
 }
 
 /// Serializes timestamps as `2026-11-22T01:02:03.123Z`, the contract's `since` format.

@@ -2,19 +2,18 @@
 //! patches and subresources, graceful deletes, `Status` errors for bad input, fault
 //! injection, discovery and the bounded history.
 
-mod sim_support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::{get, raw, start};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
 use kube::api::{
     Api, DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams, WatchEvent,
     WatchParams,
 };
-use origin_discovery::sim::{Sim, SimConfig};
+use kube_sim::testing::{fast_config, tcp_request, until, WAIT};
+use kube_sim::{Sim, SimConfig};
 use serde_json::{json, Value};
-use sim_support::{fast_config, get, raw, start, tcp_request, until, WAIT};
 
 fn pod(name: &str, labels: &[(&str, &str)]) -> Pod {
     Pod {
@@ -574,26 +573,31 @@ async fn injected_failures_and_stalls_reach_clients() {
     let status = |body: &str| -> Value { serde_json::from_str(body).unwrap() };
     sim.faults().fail_next(2, 503);
     for _ in 0..2 {
-        let (code, headers, body) = tcp_request(addr, "GET", "/api/v1/namespaces").await;
-        assert_eq!(code, 503);
-        assert_status(&status(&body), 503, "ServiceUnavailable");
-        assert!(headers.iter().any(|(k, _)| k == "retry-after"));
+        let r = tcp_request(addr, "GET", "/api/v1/namespaces").await;
+        assert_eq!(r.status, 503);
+        assert_status(&status(&r.body), 503, "ServiceUnavailable");
+        assert!(r.header("retry-after").is_some());
     }
-    assert_eq!(tcp_request(addr, "GET", "/api/v1/namespaces").await.0, 200);
+    assert_eq!(
+        tcp_request(addr, "GET", "/api/v1/namespaces").await.status,
+        200
+    );
     sim.faults().fail_next(1, 429);
-    let (code, headers, body) = tcp_request(addr, "GET", "/api/v1/namespaces").await;
-    assert_eq!(code, 429);
-    assert_status(&status(&body), 429, "TooManyRequests");
-    assert!(headers.contains(&("retry-after".to_string(), "1".to_string())));
+    let r = tcp_request(addr, "GET", "/api/v1/namespaces").await;
+    assert_eq!(r.status, 429);
+    assert_status(&status(&r.body), 429, "TooManyRequests");
+    assert_eq!(r.header("retry-after"), Some("1"));
     // Sim control calls are never failed.
     sim.faults().fail_next(1, 500);
     assert_eq!(
-        tcp_request(addr, "POST", "/sim/v1/nodes/none/kill").await.0,
+        tcp_request(addr, "POST", "/sim/v1/nodes/none/kill")
+            .await
+            .status,
         404
     );
-    let (code, _, body) = tcp_request(addr, "GET", "/version").await;
-    assert_eq!(code, 500);
-    assert_status(&status(&body), 500, "InternalError");
+    let r = tcp_request(addr, "GET", "/version").await;
+    assert_eq!(r.status, 500);
+    assert_status(&status(&r.body), 500, "InternalError");
     // kube's client retries 503s and gets through.
     sim.faults().fail_next(1, 503);
     let api: Api<Pod> = Api::namespaced(sim.client().await, "default");
@@ -601,7 +605,7 @@ async fn injected_failures_and_stalls_reach_clients() {
 
     sim.faults().stall(Duration::from_millis(400));
     let t = Instant::now();
-    assert_eq!(tcp_request(addr, "GET", "/version").await.0, 200);
+    assert_eq!(tcp_request(addr, "GET", "/version").await.status, 200);
     assert!(
         t.elapsed() >= Duration::from_millis(350),
         "stalled only {:?}",

@@ -2,27 +2,13 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
-
 use super::*;
-use crate::messages::ServerMessage;
+use crate::fixtures::origin;
+use crate::messages::Message;
 use crate::model::Delta;
 
 fn pool() -> PoolId {
     PoolId::new("demo", "origin")
-}
-
-fn origin(id: &str) -> Origin {
-    Origin {
-        id: id.into(),
-        url: None,
-        ip: "10.0.0.1".into(),
-        port: 5080,
-        node: None,
-        zone: None,
-        state: OriginState::Ready,
-        since: Utc::now(),
-    }
 }
 
 fn hub_with_pool(log: usize) -> Hub {
@@ -48,7 +34,7 @@ fn push(hub: &Hub, revision: u64, upsert: Vec<Origin>, remove: Vec<&str>) {
     });
 }
 
-async fn next(sub: &mut Subscription) -> (Frame, ServerMessage) {
+async fn next(sub: &mut Subscription) -> (Frame, Message) {
     let f = tokio::time::timeout(Duration::from_secs(5), sub.next())
         .await
         .expect("frame within 5 s")
@@ -63,19 +49,19 @@ async fn fresh_subscription_gets_snapshot_then_deltas_in_order() {
     let mut sub = Subscription::new(hub.pool(&pool()).unwrap(), None);
     let (_, m) = next(&mut sub).await;
     assert!(
-        matches!(m, ServerMessage::Snapshot { revision: 1, ref origins, .. } if origins.len() == 2)
+        matches!(m, Message::Snapshot(Snapshot { revision: 1, ref origins, .. }) if origins.len() == 2)
     );
     push(&hub, 2, vec![origin("c")], vec!["a"]);
     let (f, m) = next(&mut sub).await;
     assert_eq!(f.kind, FrameKind::Delta);
     assert!(f.received.is_some());
     match m {
-        ServerMessage::Delta {
+        Message::Delta(Delta {
             revision,
             upsert,
             remove,
             ..
-        } => {
+        }) => {
             assert_eq!(revision, 2);
             assert_eq!(upsert[0].id, "c");
             assert_eq!(remove, vec!["a"]);
@@ -86,6 +72,7 @@ async fn fresh_subscription_gets_snapshot_then_deltas_in_order() {
         .pool(&pool())
         .unwrap()
         .current()
+        .snapshot
         .origins
         .iter()
         .map(|o| o.id.clone())
@@ -116,18 +103,18 @@ async fn resume_past_the_log_or_from_another_epoch_gets_a_snapshot() {
     let mut sub = Subscription::new(hub.pool(&pool()).unwrap(), Some(("e1", 2)));
     assert!(matches!(
         next(&mut sub).await.1,
-        ServerMessage::Snapshot { revision: 6, .. }
+        Message::Snapshot(Snapshot { revision: 6, .. })
     ));
     let mut sub = Subscription::new(hub.pool(&pool()).unwrap(), Some(("other", 5)));
     assert!(matches!(
         next(&mut sub).await.1,
-        ServerMessage::Snapshot { revision: 6, .. }
+        Message::Snapshot(Snapshot { revision: 6, .. })
     ));
     // A revision from the future (another replica's numbering) also resets.
     let mut sub = Subscription::new(hub.pool(&pool()).unwrap(), Some(("e1", 99)));
     assert!(matches!(
         next(&mut sub).await.1,
-        ServerMessage::Snapshot { revision: 6, .. }
+        Message::Snapshot(Snapshot { revision: 6, .. })
     ));
 }
 
@@ -144,7 +131,7 @@ async fn slow_subscriber_skips_ahead_to_a_snapshot_with_bounded_state() {
     let (f, m) = next(&mut slow).await;
     assert_eq!(f.kind, FrameKind::Snapshot);
     assert!(
-        matches!(m, ServerMessage::Snapshot { revision: 500, ref origins, .. } if origins.len() == 501)
+        matches!(m, Message::Snapshot(Snapshot { revision: 500, ref origins, .. }) if origins.len() == 501)
     );
 }
 
@@ -184,17 +171,17 @@ async fn stale_flag_is_pushed_without_a_new_revision() {
     assert_eq!(f.kind, FrameKind::Stale);
     assert!(matches!(
         m,
-        ServerMessage::Stale {
+        Message::Stale {
             stale: true,
             revision: 1,
             ..
         }
     ));
-    assert_eq!(hub.pool(&pool()).unwrap().current().revision, 1);
+    assert_eq!(hub.pool(&pool()).unwrap().current().snapshot.revision, 1);
     hub.set_stale(false);
     assert!(matches!(
         next(&mut sub).await.1,
-        ServerMessage::Stale { stale: false, .. }
+        Message::Stale { stale: false, .. }
     ));
 }
 
@@ -210,7 +197,7 @@ async fn removed_pool_ends_the_subscription_with_a_removed_frame() {
     assert!(hub.pool(&pool()).is_none());
     assert!(matches!(
         next(&mut sub).await.1,
-        ServerMessage::Removed { revision: 1, .. }
+        Message::Removed { revision: 1, .. }
     ));
     assert!(sub.next().await.is_none());
 }

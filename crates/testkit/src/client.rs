@@ -1,18 +1,19 @@
 //! A Rust client of the push API: subscribes to a pool's WebSocket, applies snapshots and
 //! deltas, and detects gaps. Used by the project's own end-to-end tests and benchmarks;
-//! ranking is [`crate::pick::rank`], the same code the server's `/pick` uses.
+//! ranking is `origin_discovery_core::pick::rank`, the same code the server's `/pick` uses.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::messages::ServerMessage;
-use crate::model::{Origin, PoolId};
+use origin_discovery_core::messages::Message;
+use origin_discovery_core::model::{Delta, Origin, PoolId, Snapshot};
 
 /// Client errors.
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +47,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PoolState {
     /// Server epoch.
-    pub epoch: String,
+    pub epoch: Arc<str>,
     /// Current revision.
     pub revision: u64,
     /// Stale flag.
@@ -59,27 +60,27 @@ pub struct PoolState {
 
 impl PoolState {
     /// Applies one message; a delta that does not follow the current revision is a gap.
-    pub fn apply(&mut self, msg: &ServerMessage) -> Result<()> {
+    pub fn apply(&mut self, msg: &Message) -> Result<()> {
         match msg {
-            ServerMessage::Snapshot {
+            Message::Snapshot(Snapshot {
                 epoch,
                 revision,
                 stale,
                 origins,
                 ..
-            } => {
+            }) => {
                 self.epoch = epoch.clone();
                 self.revision = *revision;
                 self.stale = *stale;
                 self.origins = origins.iter().map(|o| (o.id.clone(), o.clone())).collect();
             }
-            ServerMessage::Delta {
+            Message::Delta(Delta {
                 epoch,
                 revision,
                 upsert,
                 remove,
                 ..
-            } => {
+            }) => {
                 if *epoch != self.epoch || *revision != self.revision + 1 {
                     return Err(Error::Gap {
                         have: self.revision,
@@ -94,9 +95,9 @@ impl PoolState {
                 }
                 self.revision = *revision;
             }
-            ServerMessage::Stale { stale, .. } => self.stale = *stale,
-            ServerMessage::Removed { .. } => self.removed = true,
-            ServerMessage::Heartbeat { .. } | ServerMessage::Pong { .. } => {}
+            Message::Stale { stale, .. } => self.stale = *stale,
+            Message::Removed { .. } => self.removed = true,
+            Message::Heartbeat { .. } | Message::Pong { .. } => {}
         }
         Ok(())
     }
@@ -158,7 +159,7 @@ impl Watch {
 
     /// The next message, applied to [`Watch::state`]; `Ok(Err(closed))` once the server
     /// closed the session.
-    pub async fn next(&mut self) -> Result<std::result::Result<ServerMessage, Closed>> {
+    pub async fn next(&mut self) -> Result<std::result::Result<Message, Closed>> {
         loop {
             let Some(msg) = self.ws.next().await else {
                 return Ok(Err(Closed {
@@ -167,12 +168,12 @@ impl Watch {
                 }));
             };
             match msg? {
-                Message::Text(t) => {
-                    let m: ServerMessage = serde_json::from_str(&t)?;
+                WsMessage::Text(t) => {
+                    let m: Message = serde_json::from_str(&t)?;
                     self.state.apply(&m)?;
                     return Ok(Ok(m));
                 }
-                Message::Close(frame) => {
+                WsMessage::Close(frame) => {
                     return Ok(Err(Closed {
                         code: frame.as_ref().map(|f| u16::from(f.code)),
                         reason: frame.map(|f| f.reason.to_string()).unwrap_or_default(),
@@ -187,7 +188,7 @@ impl Watch {
     pub async fn next_within(
         &mut self,
         d: Duration,
-    ) -> Result<std::result::Result<ServerMessage, Closed>> {
+    ) -> Result<std::result::Result<Message, Closed>> {
         tokio::time::timeout(d, self.next())
             .await
             .map_err(|_| Error::Timeout)?
@@ -211,7 +212,7 @@ impl Watch {
 
     /// Sends a raw text message (for tests of the control-message rules).
     pub async fn send_text(&mut self, text: String) -> Result<()> {
-        self.ws.send(Message::Text(text.into())).await?;
+        self.ws.send(WsMessage::Text(text.into())).await?;
         Ok(())
     }
 

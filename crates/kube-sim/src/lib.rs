@@ -1,4 +1,5 @@
-//! Simulated Kubernetes API server, for `origin-discovery dev` and end-to-end tests.
+//! kube-sim: a simulated Kubernetes API server on loopback, for controller tests and demos
+//! (origin-discovery's `dev` mode and end-to-end tests use it; see this crate's README).
 //!
 //! It speaks the real REST API over loopback HTTP (discovery, get/list/watch with
 //! `resourceVersion`, bookmarks, 410 Gone, selectors, pagination, create/update/patch/
@@ -14,7 +15,7 @@
 //! - [`controllers`]: EndpointSlice controller, kubelet + scheduler, node leases and
 //!   lifecycle.
 //! - [`faults`]: fault injection for tests. [`seed`]: the `demo` pool.
-//!   [`kubeconfig`]: the kubeconfig file.
+//!   [`kubeconfig`]: the kubeconfig file. [`testing`]: waits and settings for test suites.
 //!
 //! Data flow: HTTP handlers, the in-process [`Sim`] methods and the controllers all write
 //! through the [`store::Store`]; each commit is broadcast to watch streams, controllers
@@ -22,7 +23,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use origin_discovery::sim::{Sim, SimConfig};
+//! use kube_sim::{Sim, SimConfig};
 //! use std::time::Duration;
 //!
 //! let sim = Sim::start(SimConfig {
@@ -59,6 +60,7 @@ mod server;
 pub mod status;
 pub mod store;
 pub mod table;
+pub mod testing;
 pub mod watch;
 
 use std::collections::HashSet;

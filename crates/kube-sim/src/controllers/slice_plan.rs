@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use crate::sim::object;
+use crate::object;
 
 /// Planned slice content: address type, ports, endpoints.
 pub type SlicePlan = (String, Value, Vec<Value>);

@@ -3,12 +3,12 @@
 //! running, every condition `True`), finishes graceful deletions when the grace period
 //! ends, and turns a recovered container ready again after the startup delay.
 //!
-//! Crash and recover are synchronous store writes ([`Sim::crash_pod`](crate::sim::Sim::crash_pod), [`Sim::recover_pod`](crate::sim::Sim::recover_pod)) so the caller
+//! Crash and recover are synchronous store writes ([`Sim::crash_pod`](crate::Sim::crash_pod), [`Sim::recover_pod`](crate::Sim::recover_pod)) so the caller
 //! sees the status change as soon as the call returns; the kubelet task only reacts to
 //! what they leave (a running but unready container on a live node gets ready later).
 //! The kubelet owns pod status like a real one: a running pod whose containers all run
 //! but whose `Ready` condition is not `True` is made ready again after the startup
-//! delay, so keeping a pod down is done with [`Sim::crash_pod`](crate::sim::Sim::crash_pod), not by patching its status.
+//! delay, so keeping a pod down is done with [`Sim::crash_pod`](crate::Sim::crash_pod), not by patching its status.
 //! Pods on a dead node are left alone — they neither start, become ready nor finish
 //! terminating — as with a real node whose kubelet is gone.
 
@@ -21,11 +21,11 @@ use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::time::Instant;
 
 use super::{sleep_until, Timers};
-use crate::sim::object;
-use crate::sim::resources::kinds;
-use crate::sim::status::ApiError;
-use crate::sim::store::{DeleteOpts, EventType, SimEvent, Store};
-use crate::sim::Shared;
+use crate::object;
+use crate::resources::kinds;
+use crate::status::ApiError;
+use crate::store::{DeleteOpts, EventType, SimEvent, Store};
+use crate::Shared;
 
 /// Annotation a pod sets to choose its IP (IPv4 or IPv6).
 pub const POD_IP_ANNOTATION: &str = "sim.origin-discovery.io/pod-ip";

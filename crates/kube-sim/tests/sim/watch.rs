@@ -1,17 +1,16 @@
 //! kube-rs watchers against the simulator: initial list, events, recovery from dropped
 //! watches and from 410 Gone, bookmarks and watch timeouts.
 
-mod sim_support;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use crate::support::start;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
 use kube::api::{Api, ObjectMeta, WatchEvent, WatchParams};
 use kube::runtime::watcher::{self, Event};
-use origin_discovery::sim::Sim;
-use sim_support::{start, WAIT};
+use kube_sim::testing::WAIT;
+use kube_sim::Sim;
 
 fn pod(name: &str) -> Pod {
     Pod {
@@ -250,7 +249,7 @@ async fn stopped_server_refuses_connections_and_restart_keeps_state() {
 
 #[tokio::test]
 async fn dropping_the_last_handle_stops_the_server() {
-    let sim = Sim::start(sim_support::fast_config()).await.unwrap();
+    let sim = Sim::start(kube_sim::testing::fast_config()).await.unwrap();
     let addr = sim.addr();
     drop(sim);
     let deadline = std::time::Instant::now() + WAIT;
@@ -285,9 +284,9 @@ async fn kube_watcher_resumes_after_server_stop_and_restart() {
 #[tokio::test]
 async fn slow_watch_client_is_disconnected_instead_of_buffered() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let sim = Sim::start(origin_discovery::sim::SimConfig {
+    let sim = Sim::start(kube_sim::SimConfig {
         watch_buffer: 32,
-        ..sim_support::fast_config()
+        ..kube_sim::testing::fast_config()
     })
     .await
     .unwrap();

@@ -1,16 +1,14 @@
 //! The emulated cluster controllers: EndpointSlices per KEP-1672, the kubelet (startup,
 //! graceful delete, crash/recover), node death and leases, multi-slice services.
 
-mod sim_support;
-
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointSlice};
-use origin_discovery::sim::{EventType, Sim, SimConfig};
+use kube_sim::testing::{fast_config, until};
+use kube_sim::{EventType, Sim, SimConfig};
 use serde_json::json;
-use sim_support::{fast_config, until};
 
 /// All endpoints of a service's slices, by pod name.
 fn endpoints(sim: &Sim, ns: &str, svc: &str) -> Vec<(String, Endpoint)> {
@@ -195,7 +193,7 @@ async fn endpointslice_updates_trail_pod_changes_by_the_configured_delay() {
     let mut rx = sim.subscribe();
     sim.crash_pod("demo", "origin-2").unwrap();
     let mut pod_at = None;
-    let slice_at = tokio::time::timeout(sim_support::WAIT, async {
+    let slice_at = tokio::time::timeout(kube_sim::testing::WAIT, async {
         loop {
             let ev = rx.recv().await.unwrap();
             if ev.resource == "pods" && ev.name == "origin-2" && pod_at.is_none() {
@@ -312,7 +310,7 @@ async fn many_pods_spread_over_multiple_slices_of_at_most_100() {
     let mut rx = sim.subscribe();
     sim.seed_demo().unwrap();
     for i in 3..250 {
-        let v = origin_discovery::sim::seed::origin_pod(&format!("origin-{i}"), None);
+        let v = kube_sim::seed::origin_pod(&format!("origin-{i}"), None);
         let pod: Pod = serde_json::from_value(v).unwrap();
         sim.create(&pod).unwrap();
     }
@@ -348,7 +346,7 @@ async fn pod_ip_annotation_and_services_without_selector_are_respected() {
     let sim = Sim::start(fast_config()).await.unwrap();
     let mut rx = sim.subscribe();
     sim.seed_demo().unwrap();
-    let mut v = origin_discovery::sim::seed::origin_pod("origin-v6", Some("node-b"));
+    let mut v = kube_sim::seed::origin_pod("origin-v6", Some("node-b"));
     v["metadata"]["annotations"] = json!({"sim.origin-discovery.io/pod-ip": "fd00::42"});
     sim.create(&serde_json::from_value::<Pod>(v).unwrap())
         .unwrap();

@@ -1,14 +1,15 @@
 //! The controller's shared state: the origin index, the hub it publishes to, and the health
-//! of every source. Sources mutate it through [`Controller::update`]; the API reads the hub.
+//! of every source. Sources change the index through [`Shared::stage`] (during a relist) and
+//! [`Shared::update`] (which publishes); the API reads the hub.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::hub::Hub;
-use crate::index::{Index, IndexConfig};
 use crate::metrics::Metrics;
-use crate::signals::Stamp;
+use origin_discovery_core::hub::Hub;
+use origin_discovery_core::index::{Index, IndexConfig};
+use origin_discovery_core::signals::Stamp;
 
 /// Health of one source (one watched kind).
 #[derive(Debug)]
@@ -63,16 +64,18 @@ impl SourceHealth {
 
 /// See the module docs.
 #[derive(Debug)]
-pub struct Controller {
+pub struct Shared {
+    /// The origin index; locked only for short, non-awaiting sections.
     index: Mutex<Index>,
     /// Where pool revisions are published.
     pub hub: Arc<Hub>,
     /// Process metrics.
     pub metrics: Metrics,
+    /// Health of every registered source; readiness and staleness derive from it.
     sources: Mutex<Vec<Arc<SourceHealth>>>,
 }
 
-impl Controller {
+impl Shared {
     /// A controller with an empty index.
     pub fn new(index: IndexConfig, hub: Arc<Hub>, metrics: Metrics) -> Self {
         Self {
@@ -94,20 +97,25 @@ impl Controller {
         h
     }
 
-    /// Applies `f` to the index and, with `commit`, publishes what changed. The hub is
-    /// updated under the index lock so that every pool's revisions publish in order; the
-    /// critical section does no I/O and never awaits.
-    pub fn update(&self, commit: bool, f: impl FnOnce(&mut Index)) {
+    /// Applies `f` to the index without publishing: what it changes is published by the next
+    /// [`Shared::update`]. A relist stages every listed object and updates once at the end,
+    /// so a relist of unchanged objects publishes nothing.
+    pub fn stage(&self, f: impl FnOnce(&mut Index)) {
+        f(&mut self.index.lock().expect("index lock poisoned"));
+    }
+
+    /// Applies `f` to the index and publishes everything changed since the last update. The
+    /// hub is updated under the index lock so that every pool's revisions publish in order;
+    /// the critical section does no I/O and never awaits.
+    pub fn update(&self, f: impl FnOnce(&mut Index)) {
         let mut index = self.index.lock().expect("index lock poisoned");
         f(&mut index);
-        if commit {
-            let out = index.commit(Stamp::now());
-            for lead in out.leads {
-                self.metrics.signal_lead.observe(lead.as_secs_f64());
-            }
-            for change in out.changes {
-                self.hub.apply(change);
-            }
+        let out = index.commit(Stamp::now());
+        for lead in out.leads {
+            self.metrics.signal_lead.observe(lead.as_secs_f64());
+        }
+        for change in out.changes {
+            self.hub.apply(change);
         }
     }
 

@@ -24,11 +24,11 @@ use tokio::sync::broadcast::{
     error::{RecvError, TryRecvError},
 };
 
-use crate::sim::object;
-use crate::sim::resources::kinds;
-use crate::sim::selector::LabelSelector;
-use crate::sim::store::{DeleteOpts, EventType, SimEvent};
-use crate::sim::Shared;
+use crate::object;
+use crate::resources::kinds;
+use crate::selector::LabelSelector;
+use crate::store::{DeleteOpts, EventType, SimEvent};
+use crate::Shared;
 
 /// Label naming a slice's Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";

@@ -18,9 +18,8 @@ use std::time::Instant;
 use bytes::Bytes;
 use tokio::sync::watch;
 
-use crate::index::PoolChange;
 use crate::messages::Message;
-use crate::model::{Origin, OriginState, PoolId};
+use crate::model::{Origin, OriginState, PoolChange, PoolId, Snapshot};
 
 /// Most deltas a lagging subscriber is replayed before a snapshot is cheaper.
 const MAX_CATCH_UP: usize = 64;
@@ -28,18 +27,10 @@ const MAX_CATCH_UP: usize = 64;
 /// One pool at one revision. Immutable once published.
 #[derive(Debug)]
 pub struct PoolView {
-    /// Pool id.
-    pub pool: PoolId,
-    /// Process epoch.
-    pub epoch: Arc<str>,
-    /// Revision.
-    pub revision: u64,
-    /// Apiserver unreachable for longer than `--stale-after`.
-    pub stale: bool,
+    /// The pool's list at this revision.
+    pub snapshot: Snapshot,
     /// The pool is gone; this is its last view.
     pub removed: bool,
-    /// Origins sorted by id.
-    pub origins: Arc<[Origin]>,
     /// The encoded delta message that produced this revision (`None` for a pool's first view).
     pub delta: Option<Bytes>,
     /// When the watch event behind this revision arrived (push latency start).
@@ -49,14 +40,10 @@ pub struct PoolView {
 }
 
 impl PoolView {
-    fn new(pool: PoolId, epoch: Arc<str>, revision: u64, origins: Arc<[Origin]>) -> Self {
+    fn new(snapshot: Snapshot) -> Self {
         Self {
-            pool,
-            epoch,
-            revision,
-            stale: false,
+            snapshot,
             removed: false,
-            origins,
             delta: None,
             received: None,
             snapshot_message: OnceLock::new(),
@@ -66,64 +53,28 @@ impl PoolView {
 
     /// A copy for a new revision or flag, with fresh caches.
     fn derive(&self) -> Self {
-        let mut v = Self::new(
-            self.pool.clone(),
-            self.epoch.clone(),
-            self.revision,
-            self.origins.clone(),
-        );
-        v.stale = self.stale;
-        v
+        Self::new(self.snapshot.clone())
     }
 
     /// `{"type":"snapshot",…}` for WebSocket and SSE, serialized once.
     pub fn snapshot_message(&self) -> Bytes {
         self.snapshot_message
-            .get_or_init(|| {
-                Message::Snapshot {
-                    pool: &self.pool,
-                    epoch: &self.epoch,
-                    revision: self.revision,
-                    stale: self.stale,
-                    origins: &self.origins,
-                }
-                .encode()
-            })
+            .get_or_init(|| Message::Snapshot(self.snapshot.clone()).encode())
             .clone()
     }
 
     /// The `GET /v1/pools/{ns}/{svc}` body, serialized once.
     pub fn snapshot_body(&self) -> Bytes {
-        #[derive(serde::Serialize)]
-        struct Body<'a> {
-            pool: &'a PoolId,
-            epoch: &'a str,
-            revision: u64,
-            stale: bool,
-            origins: &'a [Origin],
-        }
         self.snapshot_body
             .get_or_init(|| {
-                let body = Body {
-                    pool: &self.pool,
-                    epoch: &self.epoch,
-                    revision: self.revision,
-                    stale: self.stale,
-                    origins: &self.origins,
-                };
-                Bytes::from(serde_json::to_vec(&body).expect("snapshots always serialize"))
+                Bytes::from(serde_json::to_vec(&self.snapshot).expect("snapshots always serialize"))
             })
             .clone()
     }
 
-    /// Number of origins in `state`.
-    pub fn count(&self, state: OriginState) -> usize {
-        self.origins.iter().filter(|o| o.state == state).count()
-    }
-
     /// The `ETag` of this view: `"<epoch>-<revision>"`.
     pub fn etag(&self) -> String {
-        format!("\"{}-{}\"", self.epoch, self.revision)
+        format!("\"{}-{}\"", self.snapshot.epoch, self.snapshot.revision)
     }
 }
 
@@ -150,7 +101,9 @@ impl PoolChannel {
     /// The logged deltas after `revision` up to the newest, if the log still covers them.
     pub fn deltas_after(&self, revision: u64) -> Option<Vec<(u64, Bytes)>> {
         let log = self.log.lock().expect("delta log lock poisoned");
-        let newest = log.back().map_or(self.current().revision, |(r, _)| *r);
+        let newest = log
+            .back()
+            .map_or(self.current().snapshot.revision, |(r, _)| *r);
         if revision >= newest {
             return Some(Vec::new());
         }
@@ -167,7 +120,7 @@ impl PoolChannel {
             if log.len() == self.capacity {
                 log.pop_front();
             }
-            log.push_back((view.revision, delta.clone()));
+            log.push_back((view.snapshot.revision, delta.clone()));
         }
         self.tx.send_replace(Arc::new(view));
     }
@@ -228,12 +181,12 @@ impl Hub {
         pools
             .values()
             .map(|c| {
-                let v = c.current();
+                let s = &c.current().snapshot;
                 PoolSummary {
-                    pool: v.pool.clone(),
-                    revision: v.revision,
-                    ready: v.count(OriginState::Ready),
-                    draining: v.count(OriginState::Draining),
+                    pool: s.pool.clone(),
+                    revision: s.revision,
+                    ready: s.count(OriginState::Ready),
+                    draining: s.count(OriginState::Draining),
                 }
             })
             .collect()
@@ -268,7 +221,7 @@ impl Hub {
         let pools = self.pools.read().expect("hub lock poisoned");
         for c in pools.values() {
             let mut view = c.current().derive();
-            view.stale = stale;
+            view.snapshot.stale = stale;
             c.publish(view);
         }
     }
@@ -282,9 +235,13 @@ impl Hub {
                 revision,
                 origins,
             } => {
-                let mut view =
-                    PoolView::new(pool.clone(), self.epoch.clone(), revision, origins.into());
-                view.stale = self.is_stale();
+                let view = PoolView::new(Snapshot {
+                    pool: pool.clone(),
+                    epoch: self.epoch.clone(),
+                    revision,
+                    stale: self.is_stale(),
+                    origins: origins.into(),
+                });
                 let (tx, _) = watch::channel(Arc::new(view));
                 let channel = Arc::new(PoolChannel {
                     tx,
@@ -307,18 +264,10 @@ impl Hub {
                 };
                 let prev = channel.current();
                 let mut view = prev.derive();
-                view.revision = delta.revision;
-                view.origins = apply_delta(&prev.origins, &delta.upsert, &delta.remove);
-                view.delta = Some(
-                    Message::Delta {
-                        pool: &delta.pool,
-                        epoch: &self.epoch,
-                        revision: delta.revision,
-                        upsert: &delta.upsert,
-                        remove: &delta.remove,
-                    }
-                    .encode(),
-                );
+                view.snapshot.revision = delta.revision;
+                view.snapshot.origins =
+                    apply_delta(&prev.snapshot.origins, &delta.upsert, &delta.remove);
+                view.delta = Some(Message::Delta(delta).encode());
                 view.received = Some(received);
                 channel.publish(view);
             }
@@ -401,12 +350,14 @@ impl Subscription {
             channel,
             rx,
             revision: 0,
-            stale: view.stale,
+            stale: view.snapshot.stale,
             pending: VecDeque::new(),
             done: false,
         };
         match resume {
-            Some((epoch, revision)) if *epoch == *view.epoch && revision <= view.revision => {
+            Some((epoch, revision))
+                if *epoch == *view.snapshot.epoch && revision <= view.snapshot.revision =>
+            {
                 // A resuming client assumes fresh; tell it if the list went stale meanwhile.
                 sub.revision = revision;
                 sub.stale = false;
@@ -446,9 +397,10 @@ impl Subscription {
     }
 
     fn catch_up(&mut self, view: &PoolView) {
-        if view.revision > self.revision {
-            let replay = if view.revision == self.revision + 1 && view.delta.is_some() {
-                Some(vec![(view.revision, view.delta.clone().expect("checked"))])
+        let snap = &view.snapshot;
+        if snap.revision > self.revision {
+            let replay = if snap.revision == self.revision + 1 && view.delta.is_some() {
+                Some(vec![(snap.revision, view.delta.clone().expect("checked"))])
             } else {
                 self.channel.deltas_after(self.revision).filter(|d| {
                     !d.is_empty() && d.len() <= MAX_CATCH_UP && d[0].0 == self.revision + 1
@@ -471,13 +423,13 @@ impl Subscription {
                 None => self.push_snapshot(view),
             }
         }
-        if view.stale != self.stale {
-            self.stale = view.stale;
+        if snap.stale != self.stale {
+            self.stale = snap.stale;
             let bytes = Message::Stale {
-                pool: &view.pool,
-                epoch: &view.epoch,
+                pool: snap.pool.clone(),
+                epoch: snap.epoch.clone(),
                 revision: self.revision,
-                stale: view.stale,
+                stale: snap.stale,
             }
             .encode();
             self.pending.push_back(Frame {
@@ -493,12 +445,12 @@ impl Subscription {
     }
 
     fn push_snapshot(&mut self, view: &PoolView) {
-        self.revision = view.revision;
-        self.stale = view.stale;
+        self.revision = view.snapshot.revision;
+        self.stale = view.snapshot.stale;
         self.pending.clear();
         self.pending.push_back(Frame {
             bytes: view.snapshot_message(),
-            revision: view.revision,
+            revision: view.snapshot.revision,
             received: None,
             kind: FrameKind::Snapshot,
         });
@@ -515,15 +467,16 @@ impl Subscription {
         {
             return;
         }
+        let snap = &view.snapshot;
         let bytes = Message::Removed {
-            pool: &view.pool,
-            epoch: &view.epoch,
-            revision: view.revision,
+            pool: snap.pool.clone(),
+            epoch: snap.epoch.clone(),
+            revision: snap.revision,
         }
         .encode();
         self.pending.push_back(Frame {
             bytes,
-            revision: view.revision,
+            revision: snap.revision,
             received: None,
             kind: FrameKind::Removed,
         });

@@ -43,7 +43,7 @@ pub fn origin_pod(name: &str, node: Option<&str>) -> Value {
 
 fn ensure(
     store: &Store,
-    def: &'static crate::sim::resources::ResourceDef,
+    def: &'static crate::resources::ResourceDef,
     ns: &str,
     obj: Value,
 ) -> Result<(), ApiError> {

@@ -6,7 +6,7 @@
 //! Work is proportional to the origins a signal touches: every mutation marks only the
 //! affected `(pool, endpoint)` pairs dirty, and `commit` recomputes just those.
 //!
-//! The rules (DESIGN.md, "Origin state — ahead of the EndpointSlice"):
+//! The rules (docs/DESIGN.md, "Origin state — ahead of the EndpointSlice"):
 //! - an origin is `ready` only when its slice endpoint is ready **and** no pod or node
 //!   signal contradicts it;
 //! - the first signal of trouble wins: pod deletion → `draining`; pod down (Ready=False,
@@ -17,7 +17,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use crate::model::{Delta, Origin, OriginState, PoolId};
+use std::sync::Arc;
+
+use crate::model::{Delta, Origin, OriginState, PoolChange, PoolId};
 use crate::signals::{
     EndpointInfo, NodeReady, PodInfo, PortChoice, ServiceInfo, SliceInfo, SlicePort, Stamp,
 };
@@ -26,7 +28,7 @@ use crate::signals::{
 #[derive(Clone, Debug)]
 pub struct IndexConfig {
     /// Process epoch stamped on every delta.
-    pub epoch: String,
+    pub epoch: Arc<str>,
     /// With node signals: a node whose lease was not renewed for this long is dead.
     pub node_lease_grace: Duration,
 }
@@ -39,34 +41,6 @@ pub struct Commit {
     /// Signal lead observations: for each origin a pod/node signal took out of `ready`
     /// before its EndpointSlice did, how long the slice took to catch up.
     pub leads: Vec<Duration>,
-}
-
-/// One pool's change at commit time.
-#[derive(Debug)]
-pub enum PoolChange {
-    /// A Service became a pool; `origins` is its first snapshot (sorted by id).
-    Added {
-        /// The pool.
-        pool: PoolId,
-        /// Its first revision.
-        revision: u64,
-        /// Its origins.
-        origins: Vec<Origin>,
-    },
-    /// A pool moved to `delta.revision`.
-    Updated {
-        /// The change.
-        delta: Delta,
-        /// Arrival of the earliest signal folded into this revision (push latency start).
-        received: Instant,
-    },
-    /// A pool disappeared (Service deleted or no longer opted in).
-    Removed {
-        /// The pool.
-        pool: PoolId,
-        /// Its last revision.
-        revision: u64,
-    },
 }
 
 /// A pod's key: namespace and name.
