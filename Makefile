@@ -3,9 +3,9 @@
 # bench-quick: the benchmark harness at small sizes (report in target/bench-quick.md), so it
 # keeps working; the full run (scripts/bench.sh) is documented in BENCHMARKS.md, not run here.
 
-.PHONY: test lint test-rust test-chart test-js test-browser bench-quick dev
+.PHONY: test lint test-rust test-chart test-observability test-js test-browser bench-quick dev
 
-test: lint test-rust test-chart test-js test-browser bench-quick
+test: lint test-rust test-chart test-observability test-js test-browser bench-quick
 
 lint:
 	cargo fmt --all -- --check
@@ -17,6 +17,12 @@ test-rust:
 test-chart:
 	cargo build
 	bash scripts/test-chart.sh
+
+# promtool check/test on the alert rules, then a real Prometheus (Debian package, installed
+# with apt when missing) scraping `origin-discovery dev` runs every dashboard query and alert.
+test-observability:
+	cargo build
+	bash scripts/test-observability.sh
 
 test-js:
 	bash clients/js/run-tests.sh

@@ -33,6 +33,20 @@ MATRIX: dict[str, dict[str, Any]] = {
             "tls": [{"secretName": "discovery-tls", "hosts": ["discovery.example.com"]}],
         }
     },
+    "prometheus-rule": {
+        "prometheusRule": {
+            "enabled": True,
+            "additionalLabels": {"release": "kube-prometheus-stack"},
+            "pushLatencyP99Seconds": 0.25,
+        }
+    },
+    "grafana-dashboard": {
+        "grafanaDashboard": {
+            "enabled": True,
+            "additionalLabels": {"team": "media"},
+            "annotations": {"grafana_folder": "Media"},
+        }
+    },
     "network-policy": {
         "networkPolicy": {
             "enabled": True,
@@ -73,6 +87,8 @@ MATRIX["everything"] = {
     **MATRIX["service-monitor"],
     **MATRIX["ingress"],
     **MATRIX["network-policy"],
+    **MATRIX["prometheus-rule"],
+    **MATRIX["grafana-dashboard"],
     "watchNamespace": "live",
     "services": ["live/origin", "live/backup"],  # must lie inside watchNamespace
     "replicaCount": 3,

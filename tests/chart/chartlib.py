@@ -170,3 +170,43 @@ def manifest_text() -> str:
     for d in r.docs:
         parts.append(f"# Source: {d.source}\n{d.text}")
     return "\n---\n".join(parts) + "\n"
+
+
+# --- Prometheus rules: rules/origin-discovery-rules.yaml in the chart is the source; the
+# --- plain rule file in manifests/prometheus/ is its render with the default values.
+
+RULES_SOURCE = CHART_DIR / "rules" / "origin-discovery-rules.yaml"
+PROMETHEUS_RULES = REPO_ROOT / "manifests" / "prometheus" / "origin-discovery-rules.yaml"
+DASHBOARD = CHART_DIR / "dashboards" / "origin-discovery.json"
+
+PROMETHEUS_RULES_HEADER = """\
+# GENERATED: the rules of charts/origin-discovery/rules/origin-discovery-rules.yaml as the
+# chart renders them into its PrometheusRule with the default values (maxSubscribers 20000,
+# prometheusRule.*). Load it with `rule_files:` in a Prometheus without the Operator. Do not
+# edit by hand: change the chart file and regenerate with
+# `.venv/bin/python tests/chart/render_prometheus_rules.py`; tests/chart fails on drift.
+"""
+
+
+def prometheus_rule_spec_text(values: dict[str, Any] | None = None) -> str:
+    """The `spec` of the rendered PrometheusRule as text, un-indented: a Prometheus rule
+    file (comments kept)."""
+    r = render({**(values or {}), "prometheusRule": {
+        **(values or {}).get("prometheusRule", {}), "enabled": True}})
+    (doc,) = [d for d in r.docs if d.kind == "PrometheusRule"]
+    lines = doc.text.splitlines()
+    body = lines[lines.index("spec:") + 1:]
+    out = []
+    for line in body:
+        if not line.strip():
+            out.append("")
+        elif line.startswith("  "):
+            out.append(line[2:])
+        else:
+            raise ValueError(f"PrometheusRule spec line not indented: {line!r}")
+    return "\n".join(out).strip("\n") + "\n"
+
+
+def prometheus_rules_text() -> str:
+    """What manifests/prometheus/origin-discovery-rules.yaml must contain."""
+    return PROMETHEUS_RULES_HEADER + prometheus_rule_spec_text()

@@ -18,7 +18,8 @@ from cases import MATRIX
 KUBE_VERSIONS = ["1.29.0", "1.37.0"]
 
 # Kinds from CRDs, which kubernetes-validate has no schema for; each is checked by hand below.
-CRD_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
+CRD_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor"),
+             ("monitoring.coreos.com/v1", "PrometheusRule")}
 
 
 def test_chart_lints_strict():
@@ -62,10 +63,13 @@ def test_every_object_is_valid_kubernetes_strict(case):
 
 
 def test_crd_kinds_are_really_unknown_to_kubernetes_validate():
-    """Guard for the skip above: if kubernetes-validate learns ServiceMonitor, use it."""
-    r = chartlib.render({"serviceMonitor": {"enabled": True}})
-    with pytest.raises(SchemaNotFoundError):
-        kubernetes_validate.validate(r.one("ServiceMonitor"), KUBE_VERSIONS[-1], strict=True)
+    """Guard for the skip above: if kubernetes-validate learns a CRD kind, use it. The
+    PrometheusRule is checked by hand in test_observability.py."""
+    r = chartlib.render({"serviceMonitor": {"enabled": True},
+                         "prometheusRule": {"enabled": True}})
+    for _, kind in CRD_KINDS:
+        with pytest.raises(SchemaNotFoundError):
+            kubernetes_validate.validate(r.one(kind), KUBE_VERSIONS[-1], strict=True)
 
 
 def test_service_monitor_minimal_check():

@@ -121,6 +121,13 @@ BAD_VALUES = [
     ({"serviceMonitor": {"interval": "often"}}, "/serviceMonitor/interval"),
     ({"topologySpread": {"zoneWhenUnsatisfiable": "Never"}}, "/topologySpread/zoneWhenUnsatisfiable"),
     ({"podDisruptionBudget": {"minAvailable": "half"}}, "/podDisruptionBudget/minAvailable"),
+    ({"prometheusRule": {"noReadyOriginsFor": "3 minutes"}}, "/prometheusRule/noReadyOriginsFor"),
+    ({"prometheusRule": {"subscribersRatio": 1.5}}, "/prometheusRule/subscribersRatio"),
+    ({"prometheusRule": {"pushLatencyP99Seconds": 0}}, "/prometheusRule/pushLatencyP99Seconds"),
+    ({"prometheusRule": {"watchErrorsPer5m": "a few"}}, "/prometheusRule/watchErrorsPer5m"),
+    ({"prometheusRule": {"labels": {"release": "x"}}}, "labels"),  # it is additionalLabels
+    ({"grafanaDashboard": {"sidecarLabelValue": 1}}, "/grafanaDashboard/sidecarLabelValue"),
+    ({"grafanaDashboard": {"sidecarLabel": "not a label"}}, "/grafanaDashboard/sidecarLabel"),
 ]
 
 
