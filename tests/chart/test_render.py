@@ -39,7 +39,10 @@ def test_app_version_is_the_crate_version():
     cargo = tomllib.loads((chartlib.REPO_ROOT / "Cargo.toml").read_text())
     meta = chartlib.chart().metadata
     assert meta["apiVersion"] == "v2"
-    assert meta["appVersion"] == cargo["package"]["version"]
+    version = cargo["package"]["version"]
+    if isinstance(version, dict):  # `version.workspace = true`
+        version = cargo["workspace"]["package"]["version"]
+    assert meta["appVersion"] == version
     version = chartlib.run_binary("--version").stdout.split()[-1]
     assert version == meta["appVersion"], "binary --version differs from appVersion"
 
