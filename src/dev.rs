@@ -161,25 +161,18 @@ async fn chaos(sim: Sim, interval: Duration) {
             tracing::warn!(pod = %victim, error = %e, "chaos could not kill the pod");
             continue;
         }
-        let replacement = format!("origin-{}", random_suffix());
+        // `generateName`, as a ReplicaSet names its pods: the apiserver picks the suffix.
         let pod: Pod = serde_json::from_value(serde_json::json!({
-            "metadata": {"name": replacement, "namespace": DEMO_NAMESPACE, "labels": {DEMO_SELECTOR.0: DEMO_SELECTOR.1}},
+            "metadata": {"generateName": "origin-", "namespace": DEMO_NAMESPACE, "labels": {DEMO_SELECTOR.0: DEMO_SELECTOR.1}},
             "spec": {"containers": [{"name": "origin", "image": "antmedia/origin:sim", "ports": [{"name": "ws", "containerPort": 5080}]}]}
         }))
         .expect("static pod JSON is valid");
         match sim.create(&pod) {
-            Ok(_) => {
+            Ok(created) => {
+                let replacement = created.metadata.name.unwrap_or_default();
                 tracing::info!(killed = %victim, how = if crash { "crash" } else { "graceful delete" }, %replacement, "chaos")
             }
             Err(e) => tracing::warn!(error = %e, "chaos could not start a replacement"),
         }
     }
-}
-
-fn random_suffix() -> String {
-    const CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    let mut rng = rand::rng();
-    (0..5)
-        .map(|_| *CHARS.choose(&mut rng).expect("non-empty") as char)
-        .collect()
 }

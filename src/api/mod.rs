@@ -1,4 +1,4 @@
-//! The public HTTP API (DESIGN.md, "Public API"): snapshots and long-polls, ranked picks,
+//! The public HTTP API (docs/DESIGN.md, "Public API"): snapshots and long-polls, ranked picks,
 //! WebSocket and SSE push. Every error goes through [`error::ApiError`].
 
 pub mod error;

@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::Node;
 use super::Source;
 use crate::convert;
 use origin_discovery_core::index::Index;
-use origin_discovery_core::signals::{NodeReady, Stamp};
+use origin_discovery_core::signals::Stamp;
 
 /// Watches Nodes' Ready condition.
 #[derive(Debug, Default)]
@@ -35,9 +35,8 @@ impl Source for Nodes {
         }
     }
 
-    fn reset(&mut self, _index: &mut Index, _keep: &HashSet<String>, _stamp: Stamp) {
-        // A node missing from a relist was deleted; its pods' slices go with it, and its
-        // lease stops renewing. Nothing to forget eagerly.
+    fn reset(&mut self, index: &mut Index, keep: &HashSet<String>, stamp: Stamp) {
+        index.reset_nodes(keep, stamp);
     }
 }
 
@@ -65,10 +64,13 @@ impl Source for NodeLeases {
     }
 
     fn delete(&mut self, index: &mut Index, obj: Lease, stamp: Stamp) {
+        // Node leases are named after their node.
         if let Some(name) = &obj.metadata.name {
-            index.apply_node(name, NodeReady::NotReady, stamp);
+            index.delete_lease(name, stamp);
         }
     }
 
-    fn reset(&mut self, _index: &mut Index, _keep: &HashSet<String>, _stamp: Stamp) {}
+    fn reset(&mut self, index: &mut Index, keep: &HashSet<String>, stamp: Stamp) {
+        index.reset_leases(keep, stamp);
+    }
 }

@@ -314,7 +314,7 @@ describe('browser failover (origin-discovery client vs. Service-VIP baseline)', 
           : (rec.od.pushRemovedMs ?? Infinity) < (rec.od.socketClosedMs ?? Infinity)
             ? 'push'
             : 'socket';
-      // The client's own reaction: first signal → next connection attempt opened (DESIGN.md:
+      // The client's own reaction: first signal → next connection attempt opened (docs/DESIGN.md:
       // "try the next ranked target at once (≤ 100 ms)").
       const signalAt = Math.min(rec.od.socketClosedMs ?? Infinity, rec.od.pushRemovedMs ?? Infinity);
       const nextAttempt = odEvents.find((e) => e.type === 'ws-new' && e.t - t0 >= signalAt);

@@ -102,18 +102,26 @@ struct Dirty {
     first_received: Option<Instant>,
 }
 
+/// How long a deleted node is remembered as dead. Long enough for its pods to be deleted
+/// (the pod garbage collector removes pods of a deleted node within seconds) and for their
+/// endpoints to leave the slices; after that the entry goes, so node churn does not grow
+/// the index.
+pub const DELETED_NODE_RETENTION: Duration = Duration::from_secs(600);
+
 #[derive(Debug, Default)]
 struct NodeHealth {
     ready: Option<NodeReady>,
     /// Last observed lease `renewTime` value and when we saw it change.
     lease: Option<(String, Instant)>,
-    /// Lease expired as of the last [`Index::tick`].
+    /// Lease expired as of the last [`Index::tick`], or deleted.
     lease_expired: bool,
+    /// When the Node was deleted, while it is remembered (see [`DELETED_NODE_RETENTION`]).
+    deleted: Option<Instant>,
 }
 
 impl NodeHealth {
     fn dead(&self) -> bool {
-        self.ready == Some(NodeReady::NotReady) || self.lease_expired
+        self.ready == Some(NodeReady::NotReady) || self.lease_expired || self.deleted.is_some()
     }
 }
 
@@ -300,18 +308,33 @@ impl Index {
         let health = self.nodes.entry(name.to_string()).or_default();
         let was_dead = health.dead();
         health.ready = Some(ready);
+        health.deleted = None;
         if health.dead() != was_dead {
             self.mark_node(name, stamp);
         }
     }
 
-    /// A node was deleted (node signals): its origins are gone with it.
+    /// A node was deleted (node signals): its origins are gone with it. The node is
+    /// remembered as dead for [`DELETED_NODE_RETENTION`], then forgotten by [`Index::tick`].
     pub fn delete_node(&mut self, name: &str, stamp: Stamp) {
         let health = self.nodes.entry(name.to_string()).or_default();
         let was_dead = health.dead();
-        health.ready = Some(NodeReady::NotReady);
+        health.deleted.get_or_insert(stamp.at);
         if !was_dead {
             self.mark_node(name, stamp);
+        }
+    }
+
+    /// Keeps only the nodes in `keep` (after a relist of Nodes): the others were deleted.
+    pub fn reset_nodes(&mut self, keep: &HashSet<String>, stamp: Stamp) {
+        let gone: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|(name, h)| h.ready.is_some() && h.deleted.is_none() && !keep.contains(*name))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in gone {
+            self.delete_node(&name, stamp);
         }
     }
 
@@ -333,8 +356,38 @@ impl Index {
         }
     }
 
-    /// Re-evaluates lease expiry; call periodically when node signals are on.
+    /// A node's lease was deleted (node signals): nothing renews it, so the node counts as
+    /// dead until a lease is renewed again (a re-created lease clears it at once).
+    pub fn delete_lease(&mut self, node: &str, stamp: Stamp) {
+        let health = self.nodes.entry(node.to_string()).or_default();
+        let was_dead = health.dead();
+        health.lease = None;
+        health.lease_expired = true;
+        if !was_dead {
+            self.mark_node(node, stamp);
+        }
+    }
+
+    /// Keeps only the leases of the nodes in `keep` (after a relist of Leases).
+    pub fn reset_leases(&mut self, keep: &HashSet<String>, stamp: Stamp) {
+        let gone: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|(name, h)| h.lease.is_some() && !keep.contains(*name))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in gone {
+            self.delete_lease(&name, stamp);
+        }
+    }
+
+    /// Re-evaluates lease expiry and forgets deleted nodes past their retention; call
+    /// periodically when node signals are on.
     pub fn tick(&mut self, stamp: Stamp) {
+        self.nodes.retain(|_, h| {
+            h.deleted
+                .is_none_or(|at| stamp.at.saturating_duration_since(at) < DELETED_NODE_RETENTION)
+        });
         let grace = self.config.node_lease_grace;
         let expired: Vec<String> = self
             .nodes

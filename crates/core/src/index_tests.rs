@@ -516,6 +516,56 @@ fn expired_node_lease_removes_origins_until_renewed() {
 }
 
 #[test]
+fn deleted_node_removes_its_origins_and_is_forgotten_after_the_retention() {
+    let mut clock = Clock::new();
+    let mut idx = seeded(2, &mut clock);
+    idx.apply_node("node-a", NodeReady::Ready, clock.tick());
+    idx.delete_node("node-a", clock.tick());
+    assert_eq!(only_delta(&idx.commit(clock.tick())).remove.len(), 2);
+    idx.tick(clock.advance(DELETED_NODE_RETENTION / 2));
+    assert!(idx.nodes.contains_key("node-a"), "still remembered as dead");
+    idx.tick(clock.advance(DELETED_NODE_RETENTION));
+    assert!(idx.nodes.is_empty(), "node churn must not grow the index");
+    // A node of that name that comes back is a new node.
+    idx.apply_node("node-a", NodeReady::Ready, clock.tick());
+    assert_eq!(idx.nodes.len(), 1);
+}
+
+#[test]
+fn a_relist_without_a_node_deletes_it() {
+    let mut clock = Clock::new();
+    let mut idx = seeded(1, &mut clock);
+    idx.apply_node("node-a", NodeReady::Ready, clock.tick());
+    idx.apply_node("node-b", NodeReady::Ready, clock.tick());
+    idx.reset_nodes(&HashSet::from(["node-b".to_string()]), clock.tick());
+    assert_eq!(
+        only_delta(&idx.commit(clock.tick())).remove,
+        vec!["origin-0"]
+    );
+}
+
+#[test]
+fn deleted_lease_removes_origins_until_a_lease_is_renewed_again() {
+    let mut clock = Clock::new();
+    let mut idx = seeded(1, &mut clock);
+    idx.apply_lease("node-a", Some("t1".into()), clock.tick());
+    idx.delete_lease("node-a", clock.tick());
+    assert_eq!(
+        only_delta(&idx.commit(clock.tick())).remove,
+        vec!["origin-0"]
+    );
+    // The Node itself is still Ready: only the lease says the kubelet is gone.
+    idx.apply_node("node-a", NodeReady::Ready, clock.tick());
+    assert!(idx.commit(clock.tick()).changes.is_empty());
+    // A re-created lease is a renewal.
+    idx.apply_lease("node-a", Some("t1".into()), clock.tick());
+    assert_eq!(only_delta(&idx.commit(clock.tick())).upsert.len(), 1);
+    // A relist without the lease deletes it.
+    idx.reset_leases(&HashSet::new(), clock.tick());
+    assert_eq!(only_delta(&idx.commit(clock.tick())).remove.len(), 1);
+}
+
+#[test]
 fn push_latency_starts_at_the_earliest_folded_signal() {
     let mut clock = Clock::new();
     let mut idx = seeded(2, &mut clock);

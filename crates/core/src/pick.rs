@@ -94,9 +94,17 @@ mod tests {
 
     #[test]
     fn weight_matches_reference_values() {
-        // FNV-1a("" ‖ 0x00 ‖ "") is the FNV of a single zero byte.
-        assert_eq!(weight("", ""), fmix64(0xaf63_bd4c_8601_b7df));
-        assert_ne!(weight("a", "b"), weight("b", "a"));
+        // Computed independently (Python, arbitrary-precision integers masked to 64 bits),
+        // not with the code under test. FNV-1a-64 of one zero byte is 0xaf63bd4c8601b7df.
+        for (key, id, expected) in [
+            ("", "", 0xb903_4ad3_7056_f5fb_u64),
+            ("stream42", "origin-0", 0x7d2b_6806_d979_410c),
+            ("a", "b", 0xab78_f5ec_a36d_0e2b),
+            ("b", "a", 0x127b_e539_c305_0e0c),
+            ("live/стрим", "[fd00::7]:5080", 0xa94c_bfe7_377a_ff72),
+        ] {
+            assert_eq!(weight(key, id), expected, "weight({key:?}, {id:?})");
+        }
     }
 
     #[test]

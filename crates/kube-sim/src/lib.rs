@@ -194,6 +194,8 @@ pub(crate) struct Shared {
     pub dead_nodes: Mutex<HashSet<String>>,
     /// To the node controller. Bounded; a full queue is reported as busy.
     pub node_commands: mpsc::Sender<NodeCommand>,
+    /// Watch streams opened so far (see [`Sim::watches_opened`]).
+    pub watches_opened: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -311,6 +313,7 @@ impl Sim {
             addr,
             dead_nodes: Mutex::new(HashSet::new()),
             node_commands: node_tx,
+            watches_opened: std::sync::atomic::AtomicU64::new(0),
         });
         let mut tasks = JoinSet::new();
         tasks.spawn(
@@ -526,6 +529,15 @@ impl Sim {
     /// ([`SimConfig::watch_buffer`]); a receiver that falls behind gets `Lagged`.
     pub fn subscribe(&self) -> broadcast::Receiver<SimEvent> {
         self.store().subscribe()
+    }
+
+    /// How many watch streams have been opened so far (not counting watches answered
+    /// with 410 Gone). A client's watches are live again once this has grown by their
+    /// number after [`Faults::drop_watches`] — idle re-established watches carry no event.
+    pub fn watches_opened(&self) -> u64 {
+        self.shared()
+            .watches_opened
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The current global `resourceVersion`.

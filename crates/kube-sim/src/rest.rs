@@ -521,6 +521,8 @@ fn start_watch(
         format,
         done: false,
     };
+    sh.watches_opened
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     Ok(stream.into_response())
 }
 

@@ -723,7 +723,7 @@ fn check_type(def: &ResourceDef, obj: &mut Value) -> Result<(), ApiError> {
 }
 
 /// Five characters from the alphabet Kubernetes uses for generated names.
-pub fn random_suffix() -> String {
+fn random_suffix() -> String {
     use rand::Rng;
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut rng = rand::rng();

@@ -102,6 +102,11 @@ async fn kube_watcher_recovers_from_dropped_watches_and_410_gone() {
     let mut seen = BTreeSet::new();
     sim.create(&pod("a")).unwrap();
     drive_until(&mut stream, &mut seen, "initial", |n| n.contains("a")).await;
+    // A change after the list arrives on the watch: the watcher's one stream is open.
+    sim.create(&pod("a2")).unwrap();
+    drive_until(&mut stream, &mut seen, "watched", |n| n.contains("a2")).await;
+    let opened = sim.watches_opened();
+    assert_eq!(opened, 1, "the watcher's one watch stream");
 
     sim.faults().drop_watches();
     sim.create(&pod("b")).unwrap();
@@ -109,6 +114,7 @@ async fn kube_watcher_recovers_from_dropped_watches_and_410_gone() {
         n.contains("b")
     })
     .await;
+    assert_eq!(sim.watches_opened(), opened + 1, "re-watched once");
 
     // Compact, then drop: the re-watch from the old version gets 410 and the watcher relists.
     sim.faults().compact_history();
@@ -116,7 +122,7 @@ async fn kube_watcher_recovers_from_dropped_watches_and_410_gone() {
     sim.delete::<Pod>(Some("default"), "a").unwrap();
     sim.create(&pod("c")).unwrap();
     drive_until(&mut stream, &mut seen, "relist after 410", |n| {
-        *n == names(&["b", "c"])
+        *n == names(&["a2", "b", "c"])
     })
     .await;
 
