@@ -266,9 +266,42 @@ test('close() stops reconnecting and rejects a pending ready', async () => {
   assert.equal(server.connections.length, 1);
 });
 
-test('needs a WebSocket class where there is no global one', () => {
-  if (globalThis.WebSocket) return; // Node >= 22 and browsers have one
-  assert.throws(() => new OriginDiscovery({ urls: ['http://x'], pool: 'a/b' }), /WebSocket/);
+/**
+ * Runs `fn` with `globalThis.WebSocket` replaced by `value` (undefined: none), restoring the
+ * original property afterwards — Node >= 22 has a global WebSocket, Node 20 has none.
+ */
+function withGlobalWebSocket(value, fn) {
+  const desc = Object.getOwnPropertyDescriptor(globalThis, 'WebSocket');
+  assert.ok(!desc || desc.configurable, 'globalThis.WebSocket must be replaceable for this test');
+  Object.defineProperty(globalThis, 'WebSocket', { value, configurable: true, writable: true });
+  try {
+    return fn();
+  } finally {
+    if (desc) Object.defineProperty(globalThis, 'WebSocket', desc);
+    else delete globalThis.WebSocket;
+  }
+}
+
+test('needs a WebSocket class where there is no global one, and uses the global one when present', () => {
+  const hadOne = typeof globalThis.WebSocket;
+  withGlobalWebSocket(undefined, () => {
+    assert.throws(() => new OriginDiscovery({ urls: ['http://x'], pool: 'a/b' }), (e) => e instanceof TypeError && /WebSocket/.test(e.message));
+  });
+  const urls = [];
+  class GlobalSocket extends EventTarget {
+    constructor(url) {
+      super();
+      urls.push(url);
+      this.readyState = 0;
+    }
+    close() {}
+  }
+  withGlobalWebSocket(GlobalSocket, () => {
+    const d = new OriginDiscovery({ urls: ['http://x'], pool: 'a/b' });
+    d.close();
+  });
+  assert.deepEqual(urls, ['ws://x/v1/pools/a/b/watch']);
+  assert.equal(typeof globalThis.WebSocket, hadOne, 'the original global is restored');
 });
 
 test('reconnect back-off: one immediate try per URL, then full jitter up to the cap', async () => {
