@@ -165,7 +165,7 @@ export class FailoverConnection {
     /** @private */
     this._offChange = discovery.on('change', (/** @type {any} */ d) => this._onChange(d));
     /** @private discovery reconnected and synced (e.g. after an outage): retry now */
-    this._offSync = discovery.on('sync', () => this._wake());
+    this._offSync = discovery.on('sync', () => this._wake()) ?? noop;
     /** @private the network is back (browser `online` event): retry now */
     this._offOnline = onOnline(options.onlineEvents, () => this._wake());
 
