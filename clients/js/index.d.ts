@@ -33,19 +33,29 @@ export function weight(key: string, id: string): bigint;
 export function compareIds(a: string, b: string): number;
 export const DEFAULT_COUNT: number;
 
+/**
+ * Retry schedule, GBB-style by default (Glimesh broadcast box: first retry at once, then 1 s,
+ * doubling, capped at 30 s), with full jitter: retry n waits `random() * ceiling(n)` where
+ * ceiling is 0 for the first `immediate` retries, then `min(max, initial · factor^(n-immediate-1))`.
+ */
 export interface BackoffOptions {
-  /** First retry ceiling in ms (default 250). */
+  /** Retries that run at once before the timed ones (default 1: "first retry at once"). */
+  immediate?: number;
+  /** Ceiling of the first timed retry in ms (default 1000). */
   initial?: number;
   /** Ceiling cap in ms (default 30000). */
   max?: number;
   /** Growth factor per retry (default 2). */
   factor?: number;
-  /** Back-off rounds before giving up (default 10; failover helper only). */
+  /**
+   * Back-off rounds before giving up (default `Infinity`: never — an outage of any length is
+   * survived; failover helper only, discovery always retries forever).
+   */
   maxRetries?: number;
 }
 export const DEFAULT_BACKOFF: Readonly<Required<BackoffOptions>>;
 export function backoffOptions(options?: BackoffOptions): Required<BackoffOptions>;
-/** `min(max, initial * factor^(attempt-1))`; attempt starts at 1. */
+/** 0 for `attempt <= immediate`, else `min(max, initial * factor^(attempt-immediate-1))`; attempt starts at 1. */
 export function backoffCeiling(options: Required<BackoffOptions>, attempt: number): number;
 /** Full jitter: `floor(random() * backoffCeiling(options, attempt))`. */
 export function backoffDelay(options: Required<BackoffOptions>, attempt: number, random: () => number): number;
@@ -77,11 +87,19 @@ export interface OriginDiscoveryOptions {
   WebSocket?: WebSocketConstructor;
   /** No frame for this long (ms) → the connection is dead (default 15000 = 3 × 5 s heartbeat). */
   heartbeatTimeout?: number;
-  /** Reconnect back-off once every discovery URL failed in a row (`maxRetries` ignored: retries forever). */
+  /**
+   * Reconnect back-off once every discovery URL had its immediate try (`maxRetries` ignored:
+   * retries forever).
+   */
   backoff?: BackoffOptions;
   timers?: Partial<Timers>;
   /** Uniform [0,1) source for jitter (default `Math.random`). */
   random?: () => number;
+  /**
+   * Source of `online` events that end a reconnect back-off wait at once (default
+   * `globalThis` where it is an event target, i.e. the browser's `window`; `null` disables).
+   */
+  onlineEvents?: EventTarget | null;
 }
 
 export interface ChangeDetail {
@@ -110,8 +128,19 @@ export interface DisconnectDetail {
   retryIn: number;
 }
 
+/** A watch session brought the list up to date (once per session). */
+export interface SyncDetail {
+  /** The session's watch URL. */
+  url: string;
+  /** The server resumed from our revision (replayed deltas or nothing missed) instead of sending a snapshot. */
+  resumed: boolean;
+  epoch: string | null;
+  revision: number | null;
+}
+
 export interface OriginDiscoveryEventMap {
   change: ChangeDetail;
+  sync: SyncDetail;
   stale: { stale: boolean };
   error: { error: Error };
   connect: { url: string };
@@ -150,39 +179,83 @@ export const DEFAULT_HEARTBEAT_TIMEOUT: number;
 
 export type FailoverState = 'waiting' | 'connecting' | 'connected' | 'migrating' | 'backoff' | 'gaveup' | 'closed';
 
-export interface FailoverOptions<C> {
+/** What `open()` gets besides the origin. */
+export interface OpenContext<S = any> {
+  /** Aborted when the attempt is abandoned (timeout, superseded, `close()`). */
+  signal: AbortSignal;
+  /** `structuredClone` of `handle.session` taken for this call (undefined when none is set). */
+  session: S;
+}
+
+/**
+ * Why an origin counts as failed: its connection closed/errored, the attempt timed out, or
+ * discovery announced the attempt's target draining / removed, or removed the origin of the
+ * open connection while no other target could be opened.
+ */
+export type FailoverReason = 'closed' | 'error' | 'timeout' | 'draining' | 'removed';
+
+export interface FailoverOptions<C, S = any> {
   /** Preferred zone (same-zone origins first). */
   zone?: string | null;
   /** Max time for one `open()` to become open before the next origin is tried (default 5000 ms). */
   connectTimeout?: number;
-  /** After every candidate failed: full-jitter back-off (default 250 ms → 30 s, 10 rounds). */
+  /**
+   * After every candidate failed: GBB-style full-jitter back-off (default: first retry at once,
+   * then 1 s doubling to 30 s, never giving up).
+   */
   backoff?: BackoffOptions;
   timers?: Partial<Timers>;
   random?: () => number;
+  /**
+   * Source of `online` events that end a back-off wait at once (default `globalThis` where it
+   * is an event target, i.e. the browser's `window`; `null` disables).
+   */
+  onlineEvents?: EventTarget | null;
+  /**
+   * Initial session state (any structured-cloneable value, e.g. `{streamId, publishParams}`);
+   * see `FailoverConnection.session`. A value that cannot be cloned throws a `TypeError`.
+   */
+  session?: S;
   /** Move automatically when the origin drains or is removed (default true). */
   migrate?: boolean;
-  /** How to close a connection (default `conn.close()`). */
+  /** How to close a connection (default `conn.close()`); must not wait for the peer. */
   close?: (conn: C) => void;
-  /** A connection is open (first time, after failover, or after migration). Re-publish / re-play here. */
-  onConnect?: (info: { connection: C; origin: Origin; migrated: boolean; previous: Origin | null }) => void;
+  /**
+   * A connection is open (first time, after failover, or after migration). Re-publish / re-play
+   * here; `session` is the copy the `open()` of this connection got.
+   */
+  onConnect?: (info: { connection: C; origin: Origin; migrated: boolean; previous: Origin | null; session: S }) => void;
   /** `from` failed (while opening or after being open); `to` is tried next (null: none left → back-off). */
-  onFailover?: (info: { from: Origin; to: Origin | null; error: Error; reason: string }) => void;
+  onFailover?: (info: { from: Origin; to: Origin | null; error: Error; reason: FailoverReason }) => void;
   /**
    * The current origin is draining or was removed; `to` is where the helper moves (null when there is
-   * no other ready origin). Return `false` to handle the move yourself.
+   * no other ready origin: a draining origin keeps serving, a removed one counts as failed and the
+   * helper backs off). `session`: a copy of the session state. Return `false` to handle the move yourself.
    */
-  onMigrate?: (info: { from: Origin; to: Origin | null; reason: 'draining' | 'removed'; connection: C }) => void | boolean;
+  onMigrate?: (info: {
+    from: Origin;
+    to: Origin | null;
+    reason: 'draining' | 'removed';
+    connection: C;
+    session: S;
+  }) => void | boolean;
   /** Every candidate failed; waiting `delay` ms before round `attempt` (1-based). */
   onRetry?: (info: { attempt: number; delay: number; error: Error | null }) => void;
-  /** `maxRetries` rounds failed; the helper stops (call `retry()` to start over). */
+  /** `maxRetries` rounds failed (never with the default); the helper stops (call `retry()` to start over). */
   onGiveUp?: (info: { retries: number; error: Error | null }) => void;
 }
 
 /** A media connection kept on a live origin. */
-export class FailoverConnection<C> {
+export class FailoverConnection<C, S = any> {
   readonly origin: Origin | null;
   readonly connection: C | null;
   readonly state: FailoverState;
+  /**
+   * The application's session state (stream id, publish parameters …), kept by reference:
+   * mutate it in place or assign a new value (must be structured-cloneable, else `TypeError`).
+   * Every `open()` (`ctx.session`) and `onMigrate` get a `structuredClone` taken at the call.
+   */
+  session: S;
   /** Report the current connection broken (app-level error); fails over at once. */
   fail(error?: unknown): void;
   /** Start over after give-up. */
@@ -195,10 +268,10 @@ export class FailoverConnection<C> {
  * `open` may return a WebSocket-like object (waited for `open`; `close`/`error` = dead), an
  * EventEmitter, an object with a `closed` promise, or a promise of any of these.
  */
-export function connectWithFailover<C>(
+export function connectWithFailover<C, S = any>(
   discovery: OriginDiscovery,
   key: string,
-  open: (origin: Origin, ctx: { signal: AbortSignal }) => C | Promise<C>,
-  options?: FailoverOptions<C>,
-): FailoverConnection<C>;
+  open: (origin: Origin, ctx: OpenContext<S>) => C | Promise<C>,
+  options?: FailoverOptions<C, S>,
+): FailoverConnection<C, S>;
 export const DEFAULT_CONNECT_TIMEOUT: number;

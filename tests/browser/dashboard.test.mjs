@@ -1,11 +1,12 @@
 // The dashboard the controller serves at `GET <api>/`, in Debian's headless chromium: it
 // lists the pool, shows its origins, and updates live when an origin is deleted (draining at
 // once, gone when the grace period ends). Runs against `origin-discovery dev` and its seeded
-// `demo/origin` pool (three simulated origins). Screenshots: test-artifacts/dashboard*.png.
+// `demo/origin` pool (three simulated origins). Each test starts its own controller and
+// browser, so they pass alone, in any order. Screenshots: test-artifacts/dashboard*.png.
 
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { afterEach, describe, test } from 'node:test';
 
 import { ARTIFACTS, Sim, cleanup, launchBrowser, startDev } from './lib/harness.mjs';
 
@@ -13,26 +14,33 @@ const POOL = 'demo/origin';
 const VICTIM = 'origin-1';
 const GRACE_SECONDS = 2;
 
-/** @type {{api: string, sim: string}} */ let dev;
-/** @type {import('playwright-core').Page} */ let page;
-const pageErrors = [];
+/**
+ * Everything one test needs, started for that test alone: its own `origin-discovery dev`
+ * (a fresh seeded pool, whatever another test deleted), its own browser context and page,
+ * opened on the pool and waited for until it is live and shows the three ready origins.
+ * Stopped by `cleanup()` after the test.
+ * @param {string} name used for the controller's log file
+ */
+async function openDashboard(name) {
+  const dev = await startDev({ logName: `dashboard-${name}-dev.log` });
+  const context = await launchBrowser();
+  const page = await context.newPage();
+  /** @type {string[]} */
+  const pageErrors = [];
+  page.on('pageerror', (e) => pageErrors.push(e.message));
+  await page.goto(`${dev.api}/#${POOL}`);
+  await page.locator(`#pools a[href="#${POOL}"]`).waitFor({ timeout: 10_000 });
+  await page.locator('#pool-title', { hasText: POOL }).waitFor({ timeout: 10_000 });
+  await page.locator('#status', { hasText: /^live/ }).waitFor({ timeout: 10_000 });
+  await page.waitForFunction(() => document.querySelectorAll('#origins tr.ready').length === 3, null, { timeout: 10_000 });
+  return { dev, page, pageErrors };
+}
 
 describe('dashboard', { concurrency: 1 }, () => {
-  before(async () => {
-    dev = await startDev({ logName: 'dashboard-dev.log' });
-    const browser = await launchBrowser();
-    page = await browser.newPage();
-    page.on('pageerror', (e) => pageErrors.push(e.message));
-  });
-
-  after(cleanup);
+  afterEach(cleanup);
 
   test('shows the pool and its origins', { timeout: 60_000 }, async () => {
-    await page.goto(`${dev.api}/#${POOL}`);
-    await page.locator(`#pools a[href="#${POOL}"]`).waitFor({ timeout: 10_000 });
-    await page.locator('#pool-title', { hasText: POOL }).waitFor({ timeout: 10_000 });
-    await page.locator('#status', { hasText: /^live/ }).waitFor({ timeout: 10_000 });
-    await page.waitForFunction(() => document.querySelectorAll('#origins tr.ready').length === 3, null, { timeout: 10_000 });
+    const { page, pageErrors } = await openDashboard('shows');
     const ids = await page.locator('#origins td.id').allTextContents();
     assert.deepEqual(ids, ['origin-0', 'origin-1', 'origin-2']);
     const badges = await page.locator('#origins .badge').allTextContents();
@@ -44,6 +52,7 @@ describe('dashboard', { concurrency: 1 }, () => {
   });
 
   test('updates live when an origin is deleted', { timeout: 60_000 }, async () => {
+    const { dev, page, pageErrors } = await openDashboard('delete');
     const sim = new Sim(dev.sim);
     const row = page.locator('#origins tr', { has: page.locator('td.id', { hasText: VICTIM }) });
     assert.equal(await row.count(), 1);

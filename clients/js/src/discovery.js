@@ -10,16 +10,19 @@
 //   - a dead discovery connection (no frame for `heartbeatTimeout`) → abandons the socket
 //     without waiting for a close handshake and reconnects to the next discovery URL;
 // and reconnects with exponential back-off and full jitter once every discovery URL has
-// failed in a row. The last known list is kept (and served by `origins`/`rank`) while
-// disconnected: a dead control plane must never empty the client's view.
+// failed in a row (a browser `online` event ends such a wait at once). The last known list is
+// kept (and served by `origins`/`rank`) while disconnected: a dead control plane must never
+// empty the client's view. Each session announces with `sync` when it has brought the list
+// up to date, which the failover helper takes as "retry the media connection now".
 
-import { backoffDelay, backoffOptions, timerFunctions } from './backoff.js';
+import { backoffDelay, backoffOptions, onOnline, timerFunctions } from './backoff.js';
 import { compareIds, rank } from './rank.js';
 
 /** @typedef {import('../index.d.ts').Origin} Origin */
 /** @typedef {import('../index.d.ts').OriginDiscoveryOptions} OriginDiscoveryOptions */
 /** @typedef {import('../index.d.ts').ChangeDetail} ChangeDetail */
 /** @typedef {import('../index.d.ts').RankOptions} RankOptions */
+/** @typedef {import('../index.d.ts').SyncDetail} SyncDetail */
 
 /** Default heartbeat timeout: three times the server's default 5 s heartbeat interval. */
 export const DEFAULT_HEARTBEAT_TIMEOUT = 15_000;
@@ -88,6 +91,9 @@ function frameText(data) {
  * - `error`   `{error}`: connection or protocol problem (the client keeps reconnecting).
  * - `connect` `{url}` / `disconnect` `{url, reason, code, retryIn}`.
  * - `removed` `{pool}`: the pool disappeared (the client keeps retrying; it may come back).
+ * - `sync`    {@link SyncDetail}: once per watch session, when its first frame has been
+ *   applied (the snapshot, or the first delta/heartbeat of a resumed session): the list is
+ *   as current as the server's again, e.g. after an outage.
  * - `message` `{message, receivedAt}`: every frame received, before it is applied.
  */
 export class OriginDiscovery extends EventTarget {
@@ -127,6 +133,8 @@ export class OriginDiscovery extends EventTarget {
     /** @private @type {any} */ this._session = null;
     /** @private @type {any} */ this._retryTimer = null;
     /** @private */ this._closed = false;
+    /** @private network back (browser `online` event): end a reconnect wait */
+    this._offOnline = onOnline(options.onlineEvents, () => this._onOnline());
 
     /** @private @type {(v: void) => void} */ this._resolveReady = () => {};
     /** @private @type {(e: Error) => void} */ this._rejectReady = () => {};
@@ -213,6 +221,7 @@ export class OriginDiscovery extends EventTarget {
   close() {
     if (this._closed) return;
     this._closed = true;
+    this._offOnline();
     if (this._retryTimer != null) this._timers.clearTimeout(this._retryTimer);
     this._retryTimer = null;
     const s = this._session;
@@ -238,11 +247,23 @@ export class OriginDiscovery extends EventTarget {
     this.dispatchEvent(new CustomEvent(type, { detail }));
   }
 
+  /**
+   * The network is back: a reconnect wait (back-off) ends now. An open session is left alone;
+   * if it died with the network, the heartbeat timeout notices.
+   * @private
+   */
+  _onOnline() {
+    if (this._closed || this._session || this._retryTimer == null) return;
+    this._timers.clearTimeout(this._retryTimer);
+    this._connect();
+  }
+
   /** @private */
   _connect() {
     if (this._closed) return;
     this._retryTimer = null;
-    const url = watchUrl(this.urls[this._urlIndex], this.pool, { epoch: this._epoch, revision: this._revision });
+    const resume = { epoch: this._epoch, revision: this._revision };
+    const url = watchUrl(this.urls[this._urlIndex], this.pool, resume);
     /** @type {any} */
     let ws;
     try {
@@ -258,8 +279,10 @@ export class OriginDiscovery extends EventTarget {
       open: false,
       done: false,
       openedAt: 0,
-      /** a valid frame was applied (counts towards "healthy", see HEALTHY_AFTER_MS) */
+      /** a valid frame was applied (counts towards "healthy", see HEALTHY_AFTER_MS; `sync`) */
       applied: false,
+      /** the session asked the server to resume from our revision */
+      resuming: resume.epoch != null && resume.revision != null,
       /** revision announced by the previous heartbeat that we had not reached yet */
       behind: /** @type {number | null} */ (null),
       /** set when the server announced the pool's removal */
@@ -345,17 +368,18 @@ export class OriginDiscovery extends EventTarget {
           this._endSession(session, 'protocol', null);
           return;
         }
-        session.applied = true;
         session.behind = null;
+        session.resuming = false;
         this._applySnapshot(msg, receivedAt);
+        this._applied(session);
         return;
       case 'delta':
         if (this._epoch == null || msg.epoch !== this._epoch || msg.revision !== /** @type {number} */ (this._revision) + 1) {
           this._endSession(session, 'gap', null);
           return;
         }
-        session.applied = true;
         this._applyDelta(msg, receivedAt);
+        this._applied(session);
         return;
       case 'heartbeat': {
         const rev = typeof msg.revision === 'number' ? msg.revision : null;
@@ -368,12 +392,12 @@ export class OriginDiscovery extends EventTarget {
         }
         session.behind = rev != null && this._revision != null && rev > this._revision ? rev : null;
         // A resumed session with nothing missed carries only heartbeats: still a working one.
-        session.applied = true;
+        this._applied(session);
         return;
       }
       case 'stale':
-        session.applied = true;
         this._setStale(!!msg.stale);
+        this._applied(session);
         return;
       case 'removed':
         session.removed = true;
@@ -383,6 +407,19 @@ export class OriginDiscovery extends EventTarget {
         // `pong` and future message types: liveness only.
         return;
     }
+  }
+
+  /**
+   * Marks that `session` applied a frame; the first time, announces `sync`.
+   * @private
+   * @param {any} session
+   */
+  _applied(session) {
+    if (session.applied || session.done) return;
+    session.applied = true;
+    /** @type {SyncDetail} */
+    const detail = { url: session.url, resumed: session.resuming, epoch: this._epoch, revision: this._revision };
+    this._emit('sync', detail);
   }
 
   /**
@@ -533,10 +570,12 @@ export class OriginDiscovery extends EventTarget {
     const n = this.urls.length;
     // A gap or removal says nothing bad about this discovery server: stay on it.
     if (reason !== 'gap' && reason !== 'removed') this._urlIndex = (this._urlIndex + 1) % n;
-    // Every discovery URL gets one immediate try; after that, back off.
-    let attempt = this._failures - n;
+    // Every discovery URL gets one immediate try (at least `backoff.immediate` in all: the
+    // "first retry at once"); after that, the back-off schedule from its first timed round.
+    const o = this._backoff;
+    let attempt = this._failures - Math.max(n, o.immediate);
     if (reason === 'removed' || (reason === 'shutdown' && n === 1)) attempt = Math.max(1, attempt);
-    const retryIn = attempt <= 0 ? 0 : backoffDelay(this._backoff, attempt, this._random);
+    const retryIn = attempt <= 0 ? 0 : backoffDelay(o, attempt + o.immediate, this._random);
     this._emit('disconnect', { url, reason, code, retryIn });
     if (this._closed) return;
     this._retryTimer = this._timers.setTimeout(() => this._connect(), retryIn);

@@ -9,12 +9,21 @@
 //   event, far below the 100 ms budget.
 // - When discovery announces the current origin `draining` or removed, `onMigrate` is called
 //   and (unless it returns `false`) the helper opens the next target and closes the old
-//   connection only after the new one is open (make-before-break).
-// - When every candidate failed, it backs off exponentially with full jitter, then gives up
-//   after `backoff.maxRetries` rounds. A discovery change that brings a new ready origin ends
-//   a back-off wait early.
+//   connection only after the new one is open (make-before-break). The old connection is
+//   never waited on: a removed origin may be frozen or on a dead node, its socket still
+//   looking open with nobody to answer a close handshake. A removal is a failure of that
+//   origin: if no other target opens, the old connection is closed anyway and the helper
+//   backs off (a draining origin, in contrast, keeps serving until somewhere else is up).
+// - When every candidate failed, it backs off exponentially with full jitter (GBB-style
+//   schedule, see backoff.js; by default it never gives up, `backoff.maxRetries` caps it). A
+//   discovery change that brings a new ready origin, a discovery session that synced again
+//   (`sync`: reconnected after an outage) or a browser `online` event ends a back-off wait at
+//   once; the round counter is kept, so these cannot drive a hot loop.
+// - The application's session state (`handle.session`) is copied with `structuredClone` into
+//   every `open()` call and `onMigrate`, so the app re-publishes with identical parameters
+//   and a later mutation never changes what an earlier call saw.
 
-import { backoffDelay, backoffOptions, timerFunctions } from './backoff.js';
+import { backoffDelay, backoffOptions, onOnline, timerFunctions } from './backoff.js';
 
 /** @typedef {import('../index.d.ts').Origin} Origin */
 /** @typedef {import('../index.d.ts').FailoverOptions<any>} FailoverOptions */
@@ -24,6 +33,19 @@ import { backoffDelay, backoffOptions, timerFunctions } from './backoff.js';
 export const DEFAULT_CONNECT_TIMEOUT = 5_000;
 
 const noop = () => {};
+
+/**
+ * A structured copy of the application's session state (`undefined` stays `undefined`).
+ * @param {unknown} value
+ */
+function copySession(value) {
+  if (value === undefined) return undefined;
+  try {
+    return structuredClone(value);
+  } catch (e) {
+    throw new TypeError(`connectWithFailover: session state must be structured-cloneable (${/** @type {any} */ (e)?.message ?? e})`);
+  }
+}
 
 /** @param {unknown} e */
 function toError(e) {
@@ -109,11 +131,14 @@ export class FailoverConnection {
   /**
    * @param {OriginDiscoveryType} discovery
    * @param {string} key
-   * @param {(origin: Origin, ctx: {signal: AbortSignal}) => C | Promise<C>} open
+   * @param {(origin: Origin, ctx: {signal: AbortSignal, session: any}) => C | Promise<C>} open
    * @param {FailoverOptions} [options]
    */
   constructor(discovery, key, open, options = {}) {
     if (typeof open !== 'function') throw new TypeError('connectWithFailover: open must be a function');
+    copySession(options.session); // not cloneable → a clear error now, not at the first open
+    /** @private the application's session state, see `session` */
+    this._appSession = options.session;
     /** @private */ this._discovery = discovery;
     /** @private */ this._key = key;
     /** @private */ this._open = open;
@@ -127,7 +152,7 @@ export class FailoverConnection {
     this._current = null;
     /** @private @type {any} attempt in flight */
     this._pending = null;
-    /** @private @type {{from: Origin, reason: string} | null} make-before-break in progress */
+    /** @private @type {{from: Origin, reason: 'draining' | 'removed'} | null} make-before-break in progress */
     this._migrating = null;
     /** @private @type {Set<string>} origins that failed since the last success / retry */
     this._excluded = new Set();
@@ -139,6 +164,10 @@ export class FailoverConnection {
 
     /** @private */
     this._offChange = discovery.on('change', (/** @type {any} */ d) => this._onChange(d));
+    /** @private discovery reconnected and synced (e.g. after an outage): retry now */
+    this._offSync = discovery.on('sync', () => this._wake()) ?? noop;
+    /** @private the network is back (browser `online` event): retry now */
+    this._offOnline = onOnline(options.onlineEvents, () => this._wake());
 
     if (discovery.revision == null && discovery.origins.length === 0) {
       // No snapshot yet: wait quietly for the first `change` instead of burning retries.
@@ -166,6 +195,21 @@ export class FailoverConnection {
   }
 
   /**
+   * The application's session state (stream id, publish parameters …): any structured-
+   * cloneable value. The handle keeps the object itself, so the app may mutate it in place or
+   * assign a new one; every `open()` call (`ctx.session`) and `onMigrate` get a
+   * `structuredClone` taken at the moment of the call, `onConnect` the copy its `open()` got.
+   */
+  get session() {
+    return this._appSession;
+  }
+
+  set session(value) {
+    copySession(value); // throws a TypeError for values that cannot be copied
+    this._appSession = value;
+  }
+
+  /**
    * Reports the current connection as broken (for connection objects whose death the helper
    * cannot observe, or application-level errors such as "stream not found"). Fails over at
    * once, exactly as if the connection had closed.
@@ -189,6 +233,8 @@ export class FailoverConnection {
     if (this._state === 'closed') return;
     this._state = 'closed';
     this._offChange();
+    this._offSync();
+    this._offOnline();
     if (this._retryTimer != null) this._timers.clearTimeout(this._retryTimer);
     this._retryTimer = null;
     const p = this._pending;
@@ -196,10 +242,7 @@ export class FailoverConnection {
     this._pending = null;
     const c = this._current;
     this._current = null;
-    if (c) {
-      c.detach();
-      this._closeConn(c.conn);
-    }
+    if (c) this._dropConnection(c);
   }
 
   /**
@@ -228,12 +271,7 @@ export class FailoverConnection {
     }
     if (st === 'backoff') {
       const fresh = [...d.added, ...d.updated].some((o) => o.state === 'ready' && !this._excluded.has(o.id));
-      if (fresh) {
-        this._timers.clearTimeout(this._retryTimer);
-        this._retryTimer = null;
-        this._excluded.clear();
-        this._advance(null);
-      }
+      if (fresh) this._wake();
       return;
     }
     /**
@@ -257,6 +295,8 @@ export class FailoverConnection {
       const now = d.origins.find((x) => x.id === c.origin.id);
       if (now) c.origin = now;
       const why = !now ? 'removed' : now.state !== 'ready' ? 'draining' : null;
+      // Removed while a move off it (draining) is under way: it is no fallback any more.
+      if (why === 'removed' && this._migrating?.from.id === c.origin.id) this._migrating.reason = 'removed';
       // Move when the origin just left `ready`, or — if an earlier move found nowhere to go —
       // as soon as a new ready origin appears.
       const newTarget = [...d.added, ...d.updated].some((o) => o.state === 'ready' && o.id !== c.origin.id);
@@ -273,8 +313,20 @@ export class FailoverConnection {
     const from = c.origin;
     const exclude = new Set([from.id]);
     const to = this._rankFirst(exclude);
-    const r = this._o.onMigrate?.({ from, to, reason, connection: c.conn });
-    if (!to || r === false || this._o.migrate === false || this._current !== c) return;
+    /** @type {unknown} */
+    let session;
+    try {
+      session = copySession(this._appSession);
+    } catch {
+      session = undefined; // the next open() reports the error through onFailover
+    }
+    const r = this._o.onMigrate?.({ from, to, reason, connection: c.conn, session });
+    if (r === false || this._o.migrate === false || this._current !== c || this._state === 'closed') return;
+    if (!to) {
+      // Draining: keep serving here until a ready origin appears. Removed: this origin failed.
+      if (reason === 'removed') this._currentDead(c, new Error(`origin ${from.id} removed`), 'removed');
+      return;
+    }
     this._migrating = { from, reason };
     this._excluded = exclude;
     this._openCandidate(to);
@@ -290,10 +342,11 @@ export class FailoverConnection {
   }
 
   /**
-   * Picks the next candidate and opens it; when none is left, ends a migration (keeping the
-   * old connection) or starts a back-off round.
+   * Picks the next candidate and opens it; when none is left, ends a migration off a draining
+   * origin (keeping the old connection) or starts a back-off round (after dropping the old
+   * connection of a migration off a removed origin).
    * @private
-   * @param {{origin: Origin, error: Error, reason: string} | null} failure what just failed
+   * @param {{origin: Origin, error: Error, reason: import('../index.d.ts').FailoverReason} | null} failure what just failed
    */
   _advance(failure) {
     if (this._state === 'closed') return;
@@ -304,13 +357,46 @@ export class FailoverConnection {
       this._openCandidate(to);
       return;
     }
-    if (this._migrating && this._current) {
-      this._migrating = null;
+    const m = this._migrating;
+    this._migrating = null;
+    const c = this._current;
+    if (m && c && m.reason === 'draining') {
+      // Nowhere to go: a draining origin keeps serving (and we move once one appears).
       this._state = 'connected';
       return;
     }
-    this._migrating = null;
+    if (m && c) {
+      // The old origin was removed: its connection is no fallback. Drop it without waiting.
+      this._current = null;
+      this._dropConnection(c);
+      this._excluded.add(c.origin.id);
+      this._o.onFailover?.({ from: c.origin, to: null, error: new Error(`origin ${c.origin.id} removed`), reason: 'removed' });
+      if (/** @type {string} */ (this._state) === 'closed') return;
+    }
     this._backoffRound();
+  }
+
+  /**
+   * Ends a back-off wait now (the round counter is kept, so the next wait is still longer).
+   * @private
+   */
+  _wake() {
+    if (this._state !== 'backoff') return;
+    this._timers.clearTimeout(this._retryTimer);
+    this._retryTimer = null;
+    this._excluded.clear();
+    this._advance(null);
+  }
+
+  /**
+   * Detaches from a connection and closes it without waiting for anything: a frozen origin
+   * never answers a close handshake, and its late events must not count.
+   * @private
+   * @param {{conn: C, detach: () => void}} c
+   */
+  _dropConnection(c) {
+    c.detach();
+    this._closeConn(c.conn);
   }
 
   /** @private */
@@ -341,7 +427,7 @@ export class FailoverConnection {
     this._state = this._migrating ? 'migrating' : 'connecting';
     const ac = new AbortController();
     /** @type {any} */
-    const p = { origin, conn: null, ac, timer: null, detach: noop, done: false };
+    const p = { origin, conn: null, ac, timer: null, detach: noop, done: false, session: undefined };
     this._pending = p;
     p.timer = this._timers.setTimeout(
       () => this._failAttempt(p, new Error(`connect to ${origin.id} timed out after ${this._connectTimeout} ms`), 'timeout'),
@@ -350,7 +436,8 @@ export class FailoverConnection {
     /** @type {unknown} */
     let result;
     try {
-      result = this._open(origin, { signal: ac.signal });
+      p.session = copySession(this._appSession);
+      result = this._open(origin, { signal: ac.signal, session: p.session });
     } catch (e) {
       this._failAttempt(p, toError(e), 'error');
       return;
@@ -394,7 +481,7 @@ export class FailoverConnection {
    * @private
    * @param {any} p
    * @param {Error} error
-   * @param {string} reason
+   * @param {import('../index.d.ts').FailoverReason} reason
    */
   _failAttempt(p, error, reason) {
     if (p.done || this._state === 'closed') return;
@@ -424,24 +511,27 @@ export class FailoverConnection {
     this._round = 0;
     this._lastError = null;
     this._state = 'connected';
-    if (previous) {
-      // make-before-break: the old connection goes only now that the new one is open
-      previous.detach();
-      this._closeConn(previous.conn);
-    }
-    this._o.onConnect?.({ connection: p.conn, origin: p.origin, migrated, previous: previous?.origin ?? from });
+    // make-before-break: the old connection goes only now that the new one is open
+    if (previous) this._dropConnection(previous);
+    this._o.onConnect?.({
+      connection: p.conn,
+      origin: p.origin,
+      migrated,
+      previous: previous?.origin ?? from,
+      session: p.session,
+    });
   }
 
   /**
    * @private
    * @param {{origin: Origin, conn: C, detach: () => void}} c
    * @param {Error} error
+   * @param {'closed' | 'removed'} [reason]
    */
-  _currentDead(c, error) {
+  _currentDead(c, error, reason = 'closed') {
     if (this._current !== c || this._state === 'closed') return;
     this._current = null;
-    c.detach();
-    this._closeConn(c.conn);
+    this._dropConnection(c);
     this._lastError = error;
     if (this._migrating) {
       // The replacement is already being opened; it takes over when it is up.
@@ -449,7 +539,7 @@ export class FailoverConnection {
       return;
     }
     this._excluded = new Set([c.origin.id]);
-    this._advance({ origin: c.origin, error, reason: 'closed' });
+    this._advance({ origin: c.origin, error, reason });
   }
 }
 
@@ -460,8 +550,9 @@ export class FailoverConnection {
  * @template C
  * @param {OriginDiscoveryType} discovery a running {@link OriginDiscovery}
  * @param {string} key affinity key, usually the stream id
- * @param {(origin: Origin, ctx: {signal: AbortSignal}) => C | Promise<C>} open opens a
- *   connection to `origin` (e.g. `o => new WebSocket(o.url)`); may return a promise
+ * @param {(origin: Origin, ctx: {signal: AbortSignal, session: any}) => C | Promise<C>} open
+ *   opens a connection to `origin` (e.g. `o => new WebSocket(o.url)`); may return a promise;
+ *   `ctx.session` is a copy of `handle.session` taken for this call
  * @param {FailoverOptions} [options]
  * @returns {FailoverConnection<C>}
  */

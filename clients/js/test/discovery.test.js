@@ -266,9 +266,42 @@ test('close() stops reconnecting and rejects a pending ready', async () => {
   assert.equal(server.connections.length, 1);
 });
 
-test('needs a WebSocket class where there is no global one', () => {
-  if (globalThis.WebSocket) return; // Node >= 22 and browsers have one
-  assert.throws(() => new OriginDiscovery({ urls: ['http://x'], pool: 'a/b' }), /WebSocket/);
+/**
+ * Runs `fn` with `globalThis.WebSocket` replaced by `value` (undefined: none), restoring the
+ * original property afterwards — Node >= 22 has a global WebSocket, Node 20 has none.
+ */
+function withGlobalWebSocket(value, fn) {
+  const desc = Object.getOwnPropertyDescriptor(globalThis, 'WebSocket');
+  assert.ok(!desc || desc.configurable, 'globalThis.WebSocket must be replaceable for this test');
+  Object.defineProperty(globalThis, 'WebSocket', { value, configurable: true, writable: true });
+  try {
+    return fn();
+  } finally {
+    if (desc) Object.defineProperty(globalThis, 'WebSocket', desc);
+    else delete globalThis.WebSocket;
+  }
+}
+
+test('needs a WebSocket class where there is no global one, and uses the global one when present', () => {
+  const hadOne = typeof globalThis.WebSocket;
+  withGlobalWebSocket(undefined, () => {
+    assert.throws(() => new OriginDiscovery({ urls: ['http://x'], pool: 'a/b' }), (e) => e instanceof TypeError && /WebSocket/.test(e.message));
+  });
+  const urls = [];
+  class GlobalSocket extends EventTarget {
+    constructor(url) {
+      super();
+      urls.push(url);
+      this.readyState = 0;
+    }
+    close() {}
+  }
+  withGlobalWebSocket(GlobalSocket, () => {
+    const d = new OriginDiscovery({ urls: ['http://x'], pool: 'a/b' });
+    d.close();
+  });
+  assert.deepEqual(urls, ['ws://x/v1/pools/a/b/watch']);
+  assert.equal(typeof globalThis.WebSocket, hadOne, 'the original global is restored');
 });
 
 test('reconnect back-off: one immediate try per URL, then full jitter up to the cap', async () => {
@@ -337,4 +370,87 @@ test('a resumed session that only ever saw heartbeats still resets the back-off'
   const ev = await dis;
   assert.equal(ev.retryIn, 0, 'a working session ending is retried at once');
   await server.next();
+});
+
+test('sync: once per session, after its snapshot (fresh) or its first frame (resumed)', async () => {
+  const { server, d } = await setup();
+  const syncs = [];
+  const order = [];
+  d.on('sync', (e) => {
+    syncs.push(e);
+    order.push('sync');
+  });
+  d.on('change', () => order.push('change'));
+  const c1 = await server.next();
+  /** the session's own watch URL, as the client built it */
+  const urlOf = (c) => `${server.wsUrl}${c.url.pathname}${c.url.search}`;
+  const first = waitFor(d, 'sync');
+  c1.snapshot(3, [origin('a')]);
+  assert.deepEqual(await first, { url: urlOf(c1), resumed: false, epoch: EPOCH, revision: 3 });
+  assert.deepEqual(order, ['change', 'sync'], 'the list is applied before sync is announced');
+  const change = waitFor(d, 'change', (e) => e.revision === 4);
+  c1.delta(4, [origin('b')]);
+  await change;
+  assert.equal(syncs.length, 1, 'a delta on the same session is no new sync');
+
+  // a gap → resumed session; the replayed delta brings it up to date
+  c1.delta(9);
+  const c2 = await server.next();
+  assert.equal(c2.url.searchParams.get('revision'), '4');
+  let next = waitFor(d, 'sync');
+  c2.delta(5, [origin('c')]);
+  assert.deepEqual(await next, { url: urlOf(c2), resumed: true, epoch: EPOCH, revision: 5 });
+
+  // nothing missed: a resumed session carries only a heartbeat, still a sync
+  c2.delta(7);
+  const c3 = await server.next();
+  next = waitFor(d, 'sync');
+  c3.send({ type: 'heartbeat', revision: 5 });
+  assert.equal((await next).resumed, true);
+
+  // the server could not resume (e.g. it restarted): a snapshot, so not resumed
+  server.terminateAll();
+  const c4 = await server.next();
+  next = waitFor(d, 'sync');
+  c4.snapshot(1, [origin('a')], { epoch: 'e2' });
+  assert.deepEqual(await next, { url: urlOf(c4), resumed: false, epoch: 'e2', revision: 1 });
+  assert.equal(syncs.length, 4);
+});
+
+test('a browser `online` event ends a reconnect back-off wait at once', async () => {
+  const made = [];
+  class RefusedSocket extends EventTarget {
+    constructor(url) {
+      super();
+      made.push(url);
+      this.readyState = 0;
+      queueMicrotask(() => {
+        this.readyState = 3;
+        const ev = new Event('close');
+        ev.code = 1006;
+        this.dispatchEvent(ev);
+      });
+    }
+    close() {}
+  }
+  const { FakeClock } = await import('./helpers.js');
+  const clock = new FakeClock();
+  const net = new EventTarget();
+  const d = new OriginDiscovery({ urls: ['http://a'], pool: 'demo/origin', WebSocket: RefusedSocket, timers: clock, random: () => 0.9999, onlineEvents: net });
+  cleanups.push(() => d.close());
+  const waits = [];
+  d.on('disconnect', (e) => waits.push(e.retryIn));
+  d.on('error', () => {});
+  for (let i = 0; i < 4; i++) {
+    await new Promise((r) => setImmediate(r));
+    clock.advance(waits.at(-1) ?? 0);
+  }
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(waits.slice(0, 4), [0, 999, 1999, 3999], 'GBB-style: at once, then 1 s, 2 s, 4 s ceilings');
+  const n = made.length;
+  net.dispatchEvent(new Event('online'));
+  assert.equal(made.length, n + 1, 'reconnected without waiting the 4 s');
+  d.close();
+  net.dispatchEvent(new Event('online'));
+  assert.equal(made.length, n + 1, 'close() unsubscribes');
 });

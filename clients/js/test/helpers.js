@@ -162,12 +162,13 @@ export class FakeConn extends EventTarget {
   }
 }
 
-/** Stands in for OriginDiscovery: a list you set, with `change` events you push. */
+/** Stands in for OriginDiscovery: a list you set, with `change` (and other) events you push. */
 export class FakeDiscovery {
   constructor(origins = [], revision = 1) {
     this.list = origins;
     this.revision = revision;
-    this.listeners = new Set();
+    /** @type {Map<string, Set<(d: any) => void>>} */
+    this.listeners = new Map();
   }
   get origins() {
     return this.list;
@@ -176,12 +177,19 @@ export class FakeDiscovery {
     return rank(this.list, key, opts);
   }
   on(type, fn) {
-    if (type !== 'change') return () => {};
-    this.listeners.add(fn);
-    return () => this.listeners.delete(fn);
+    if (!this.listeners.has(type)) this.listeners.set(type, new Set());
+    this.listeners.get(type).add(fn);
+    return () => this.listeners.get(type).delete(fn);
+  }
+  /** Number of subscribers of `type`. */
+  subscribers(type) {
+    return this.listeners.get(type)?.size ?? 0;
+  }
+  emit(type, detail) {
+    for (const fn of [...(this.listeners.get(type) ?? [])]) fn(detail);
   }
   /** Replaces the list and emits a `change` with the diff. */
-  set(origins) {
+  set(origins, reason = 'delta') {
     const prev = new Map(this.list.map((o) => [o.id, o]));
     const next = new Map(origins.map((o) => [o.id, o]));
     const added = origins.filter((o) => !prev.has(o.id));
@@ -189,8 +197,11 @@ export class FakeDiscovery {
     const removed = this.list.filter((o) => !next.has(o.id));
     this.list = origins;
     this.revision += 1;
-    const d = { reason: 'delta', origins, added, updated, removed, epoch: EPOCH, revision: this.revision, message: {}, receivedAt: 0 };
-    for (const fn of [...this.listeners]) fn(d);
+    this.emit('change', { reason, origins, added, updated, removed, epoch: EPOCH, revision: this.revision, message: {}, receivedAt: 0 });
+  }
+  /** A watch session (re)connected and brought the list up to date. */
+  sync(resumed = false) {
+    this.emit('sync', { url: 'http://fake', resumed, epoch: EPOCH, revision: this.revision });
   }
 }
 
