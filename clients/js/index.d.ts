@@ -1,6 +1,6 @@
 // Type declarations for @origin-discovery/client (hand-written; the source is plain JS with JSDoc).
 
-/** One endpoint of a pool, as the server sends it (DESIGN.md "Pools and origins"). */
+/** One endpoint of a pool, as the server sends it (docs/DESIGN.md, "Pools and origins"). */
 export interface Origin {
   /** Pod name, or `ip:port` when the endpoint has no pod. Unique within the pool. */
   readonly id: string;

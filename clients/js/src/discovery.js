@@ -1,6 +1,6 @@
 // OriginDiscovery: one pool's live origin list, kept current over the watch WebSocket.
 //
-// Protocol (DESIGN.md "WebSocket messages"): the server sends a `snapshot` first (and again
+// Protocol (docs/DESIGN.md, "WebSocket messages"): the server sends a `snapshot` first (and again
 // whenever it skips a slow client ahead), then one `delta` per revision, a `heartbeat` every
 // interval, `stale` when the apiserver is unreachable and `removed` when the pool disappears.
 // This client sends nothing. It detects
