@@ -11,7 +11,10 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
+# kubectl (Debian package `kubectl`, when missing) for the simulator's kubectl tests, which
+# fail under CI=true without it.
 test-rust:
+	bash scripts/apt-install.sh kubectl=kubectl
 	cargo test --workspace --all-targets
 
 test-chart:
