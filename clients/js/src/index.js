@@ -9,5 +9,5 @@
 
 export { rank, weight, cost, capacity, loadSteps, score, compareIds, DEFAULT_COUNT, MAX_WEIGHT, LOAD_STEPS, MAX_COST } from './rank.js';
 export { OriginDiscovery, watchUrl, DEFAULT_HEARTBEAT_TIMEOUT } from './discovery.js';
-export { connectWithFailover, FailoverConnection, DEFAULT_CONNECT_TIMEOUT } from './failover.js';
+export { connectWithFailover, FailoverConnection, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REBALANCE, REBALANCE_HEADROOM } from './failover.js';
 export { DEFAULT_BACKOFF, backoffDelay, backoffCeiling, backoffOptions } from './backoff.js';
