@@ -396,7 +396,8 @@ impl Index {
     /// the address for an endpoint without a pod): the prober calls this with every probe
     /// result, `load` being the `Origin-Load` header (`None` when absent or not a number in
     /// [0, 1]; the pod's load annotation applies then). Reports for endpoints that are not
-    /// listed are dropped (the next report after the origin is listed counts).
+    /// listed are dropped (the next report after the origin is listed counts). A change held
+    /// by [`LOAD_HOLD`] is published by the first report (or [`Index::tick`]) after the hold.
     pub fn set_load(&mut self, pool: &PoolId, endpoint: &str, load: Option<f64>, stamp: Stamp) {
         let sample = load.and_then(LoadSample::from_fraction);
         let Some(state) = self.services.get_mut(pool).and_then(|e| e.pool.as_mut()) else {
@@ -406,7 +407,10 @@ impl Index {
             return;
         }
         let entry = state.loads.entry(endpoint.to_string()).or_default();
-        if entry.probe == sample {
+        // A repeated report still counts once a held change is due, so a prober reporting
+        // every interval needs no `tick` to publish it.
+        let due = entry.filter.release_at().is_some_and(|t| t <= stamp.at);
+        if entry.probe == sample && !due {
             return;
         }
         entry.probe = sample;

@@ -250,6 +250,34 @@ fn a_held_load_change_is_published_by_tick_when_the_hold_ends() {
 }
 
 #[test]
+fn a_prober_repeating_its_report_publishes_a_held_change_without_tick() {
+    let clock = Clock(Instant::now());
+    let mut idx = seeded(&clock);
+    let t = |ms| clock.at(Duration::from_millis(ms));
+    idx.set_load(&pool(), "origin-1", Some(0.2), t(0));
+    idx.commit(t(0));
+    // every 500 ms, as a prober would: 0.2, then 0.8 from 1 s on
+    let mut published = Vec::new();
+    for i in 1..=14 {
+        let now = t(i * 500);
+        idx.set_load(
+            &pool(),
+            "origin-1",
+            Some(if i >= 2 { 0.8 } else { 0.2 }),
+            now,
+        );
+        for o in upserts(&idx.commit(now)) {
+            published.push((i * 500, steps(o.load)));
+        }
+    }
+    assert_eq!(
+        published,
+        vec![(5_000, Some(16))],
+        "once, when the hold ended"
+    );
+}
+
+#[test]
 fn a_weight_change_is_published_at_once_and_keeps_since() {
     let clock = Clock(Instant::now());
     let mut idx = seeded(&clock);
