@@ -83,8 +83,18 @@ fn start_dev() -> Dev {
         _dir: dir,
     };
     let deadline = Instant::now() + WAIT;
-    while request("GET", &format!("{}/v1/pools/demo/origin", dev.api)).0 != 200 {
-        assert!(Instant::now() < deadline, "dev never served demo/origin");
+    let ready = |body: &str| {
+        serde_json::from_str::<Value>(body).is_ok_and(|v| {
+            v["origins"]
+                .as_array()
+                .is_some_and(|o| o.iter().filter(|o| o["state"] == "ready").count() == 3)
+        })
+    };
+    while !ready(&request("GET", &format!("{}/v1/pools/demo/origin", dev.api)).1) {
+        assert!(
+            Instant::now() < deadline,
+            "dev never served 3 ready origins"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     dev

@@ -83,6 +83,9 @@ pub struct ApiDoc;
 #[utoipa::path(
     get,
     path = "/openapi.json",
+    summary = "This document",
+    description = "The OpenAPI 3.1 description of the public API, generated from the handlers \
+        and the wire types. Served before the first sync too.",
     tag = "meta",
     operation_id = "openapi",
     responses((status = 200, description = "The OpenAPI 3.1 document of this API.",
@@ -91,7 +94,7 @@ pub struct ApiDoc;
 pub async fn document() -> Response {
     static DOC: OnceLock<bytes::Bytes> = OnceLock::new();
     let body = DOC.get_or_init(|| {
-        serde_json::to_vec(&ApiDoc::openapi())
+        serde_json::to_vec(&openapi_json())
             .expect("the document serializes")
             .into()
     });
@@ -103,6 +106,42 @@ pub async fn document() -> Response {
         body.clone(),
     )
         .into_response()
+}
+
+/// The document as served: [`ApiDoc`] with `u64` parameters said exactly (utoipa writes
+/// `u64` as `int64`, whose maximum is 2^63 − 1; the handlers parse up to 2^64 − 1), and each
+/// parameter's example also on its schema.
+pub fn openapi_json() -> Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the document serializes");
+    fn unsigned(schema: &mut Value) {
+        if schema["type"] == "integer" && schema["format"] == "int64" && schema["minimum"] == 0 {
+            let obj = schema.as_object_mut().expect("schemas are objects");
+            obj.remove("format");
+            obj.insert("maximum".into(), u64::MAX.into());
+        }
+        if let Some(props) = schema.get_mut("properties").and_then(Value::as_object_mut) {
+            props.values_mut().for_each(unsigned);
+        }
+    }
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for item in paths.values_mut() {
+            for op in item
+                .as_object_mut()
+                .into_iter()
+                .flat_map(|o| o.values_mut())
+            {
+                let params = op.get_mut("parameters").and_then(Value::as_array_mut);
+                for param in params.into_iter().flatten() {
+                    unsigned(&mut param["schema"]);
+                    // The example on the schema too, where generators look for values.
+                    if let Some(example) = param.get("example").cloned() {
+                        param["schema"]["examples"] = Value::Array(vec![example]);
+                    }
+                }
+            }
+        }
+    }
+    doc
 }
 
 // ---- Operation descriptions ----
@@ -867,7 +906,7 @@ mod tests {
     use origin_discovery_core::model::PoolChange;
 
     fn doc() -> Value {
-        serde_json::to_value(ApiDoc::openapi()).unwrap()
+        openapi_json()
     }
 
     fn keys(v: &Value) -> Vec<String> {
@@ -903,6 +942,13 @@ mod tests {
                 "/v1/pools/{ns}/{svc}/watch",
             ]
         );
+        let poll = &d["paths"]["/v1/pools/{ns}/{svc}"]["get"]["parameters"];
+        let revision = poll
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "revision");
+        assert_eq!(revision.unwrap()["schema"]["maximum"], u64::MAX);
         let watch = &d["paths"]["/v1/pools/{ns}/{svc}/watch"]["get"]["responses"];
         assert_eq!(
             keys(watch),
@@ -963,6 +1009,33 @@ mod tests {
             assert_eq!(body, expected);
             assert!(documented.contains(&body["error"]["code"].as_str().unwrap()));
         }
+    }
+
+    /// Real frames recorded from `dev --chaos` and a controller cut off its apiserver
+    /// (tests/api/record_messages.py): the `Message` type decodes each and encodes it back to
+    /// the very same bytes.
+    #[test]
+    fn recorded_messages_round_trip_through_the_message_type() {
+        let fixture = include_str!("../../tests/api/fixtures/messages.jsonl");
+        let mut kinds = std::collections::BTreeSet::new();
+        for line in fixture.lines().filter(|l| !l.trim().is_empty()) {
+            let record: Value = serde_json::from_str(line).unwrap();
+            let text = record["text"].as_str().unwrap();
+            let message: Message = serde_json::from_str(text)
+                .unwrap_or_else(|e| panic!("Message does not decode {text}: {e}"));
+            assert_eq!(
+                std::str::from_utf8(&message.encode()).unwrap(),
+                text,
+                "re-encoding changes the frame"
+            );
+            let value = serde_json::to_value(&message).unwrap();
+            kinds.insert(value["type"].as_str().unwrap().to_string());
+        }
+        let kinds: Vec<&str> = kinds.iter().map(String::as_str).collect();
+        assert_eq!(
+            kinds,
+            ["delta", "heartbeat", "pong", "removed", "snapshot", "stale"]
+        );
     }
 
     #[test]
