@@ -108,7 +108,11 @@ def start_dev(tmp: Path, *extra: str) -> tuple[Process, str, str, Path]:
     try:
         api = proc.banner("API")
         sim = proc.banner("simulator")
-        wait_until("dev to serve demo/origin", lambda: get_json(f"{api}/v1/pools/demo/origin")[0] == 200)
+        def ready():
+            status, body = get_json(f"{api}/v1/pools/demo/origin")
+            return status == 200 and any(o["state"] == "ready" for o in body["origins"])
+
+        wait_until("dev to serve a ready origin in demo/origin", ready)
     except BaseException:
         proc.stop()
         raise
