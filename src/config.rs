@@ -30,6 +30,12 @@ pub enum Command {
     Dev(DevArgs),
     /// Print the RBAC rules the controller needs, as JSON (the chart is checked against it).
     RbacRules(RbacArgs),
+    /// Operator CLI: list pools (`get pools`) or a pool's origins (`get origins NS/SVC`).
+    Get(crate::cli::GetArgs),
+    /// Operator CLI: print each change of a pool as it arrives, with its lag.
+    Watch(crate::cli::WatchArgs),
+    /// Operator CLI: ranked reconnect targets for a key, as clients get them.
+    Pick(crate::cli::PickArgs),
 }
 
 /// Flags of `run`.

@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod limits;
+pub mod openapi;
 pub mod pools;
 pub mod sse;
 pub mod static_files;
@@ -74,6 +75,7 @@ pub fn router(state: ApiState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), require_sync));
     Router::new()
         .merge(v1)
+        .route("/openapi.json", get(openapi::document))
         .merge(static_files::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

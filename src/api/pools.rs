@@ -23,6 +23,14 @@ pub const MAX_EXCLUDE: usize = 100;
 pub const MAX_KEY: usize = 1024;
 
 /// `GET /v1/pools`.
+#[utoipa::path(
+    get,
+    path = "/v1/pools",
+    summary = "List pools",
+    description = super::openapi::LIST_DOC,
+    tag = "pools",
+    responses(super::openapi::ListResponses)
+)]
 pub async fn list(State(state): State<ApiState>) -> Response {
     #[derive(serde::Serialize)]
     struct Pools {
@@ -43,6 +51,19 @@ fn channel(state: &ApiState, ns: &str, svc: &str) -> Result<Arc<PoolChannel>> {
 /// `If-None-Match` equal to the current tag → 304; with `revision` and `wait`, waits until
 /// the revision exceeds N or the wait (plus up to wait/16 random jitter, spreading the
 /// re-polls of many clients) ends.
+#[utoipa::path(
+    get,
+    path = "/v1/pools/{ns}/{svc}",
+    summary = "Snapshot of a pool, with ETag and long-poll",
+    description = super::openapi::SNAPSHOT_DOC,
+    tag = "pools",
+    params(
+        super::openapi::PoolPath,
+        super::openapi::PollQuery,
+        super::openapi::PollHeaders
+    ),
+    responses(super::openapi::SnapshotResponses)
+)]
 pub async fn snapshot(
     State(state): State<ApiState>,
     Path((ns, svc)): Path<(String, String)>,
@@ -126,6 +147,15 @@ fn parse_wait(s: &str) -> Result<Duration> {
 }
 
 /// `GET /v1/pools/{ns}/{svc}/pick?key=K&zone=Z&exclude=a,b&count=N`.
+#[utoipa::path(
+    get,
+    path = "/v1/pools/{ns}/{svc}/pick",
+    summary = "Ranked reconnect targets for a key",
+    description = super::openapi::PICK_DOC,
+    tag = "pools",
+    params(super::openapi::PoolPath, super::openapi::PickQuery),
+    responses(super::openapi::PickResponses)
+)]
 pub async fn pick(
     State(state): State<ApiState>,
     Path((ns, svc)): Path<(String, String)>,

@@ -29,6 +29,19 @@ const TRANSPORT: TransportLabels = TransportLabels { transport: "sse" };
 const RETRY_MS: u32 = 500;
 
 /// The SSE handler.
+#[utoipa::path(
+    get,
+    path = "/v1/pools/{ns}/{svc}/events",
+    summary = "Subscribe over Server-Sent Events",
+    description = super::openapi::EVENTS_DOC,
+    tag = "push",
+    params(
+        super::openapi::PoolPath,
+        super::openapi::ResumeQuery,
+        super::openapi::EventHeaders
+    ),
+    responses(super::openapi::EventsResponses)
+)]
 pub async fn events(
     State(state): State<ApiState>,
     Path((ns, svc)): Path<(String, String)>,

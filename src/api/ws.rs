@@ -53,6 +53,19 @@ const TRANSPORT: TransportLabels = TransportLabels {
 };
 
 /// The upgrade handler.
+#[utoipa::path(
+    get,
+    path = "/v1/pools/{ns}/{svc}/watch",
+    summary = "Subscribe over WebSocket",
+    description = super::openapi::WATCH_DOC,
+    tag = "push",
+    params(
+        super::openapi::PoolPath,
+        super::openapi::ResumeQuery,
+        super::openapi::WatchHeaders
+    ),
+    responses(super::openapi::WatchResponses)
+)]
 pub async fn watch(
     State(state): State<ApiState>,
     Path((ns, svc)): Path<(String, String)>,

@@ -79,6 +79,7 @@ impl<'de> Deserialize<'de> for PoolId {
 
 /// Whether an origin takes new sessions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum OriginState {
     /// Serving and accepting new sessions.
@@ -99,6 +100,7 @@ impl OriginState {
 
 /// One endpoint of a pool as clients see it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Origin {
     /// The pod name, or `ip:port` for an endpoint without a pod behind it.
     pub id: String,
@@ -119,6 +121,7 @@ pub struct Origin {
     pub state: OriginState,
     /// When the origin entered its current state (millisecond precision, UTC).
     #[serde(with = "millis_rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime, example = "2026-11-22T01:02:03.123Z"))]
     pub since: DateTime<Utc>,
     /// Capacity relative to the pool's other origins, 1 to [`MAX_WEIGHT`] (pod annotation
     /// `origin-discovery.io/weight`); omitted from JSON when 1 (docs/DESIGN.md, "Weights and load").
@@ -211,16 +214,20 @@ impl<'de> Deserialize<'de> for Load {
 /// A pool's full origin list at one revision: the `GET /v1/pools/{ns}/{svc}` body and,
 /// tagged `"type":"snapshot"`, the push message. Cheap to clone (shared epoch and origins).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Snapshot {
     /// Which pool.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "demo/origin"))]
     pub pool: PoolId,
     /// Random id of this controller process; revisions only compare within one epoch.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "6f1c2a9e"))]
     pub epoch: Arc<str>,
     /// Counts up by exactly one per change of this pool.
     pub revision: u64,
     /// True while the apiserver has been unreachable for longer than `--stale-after`.
     pub stale: bool,
     /// Origins sorted by id.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Origin>))]
     pub origins: Arc<[Origin]>,
 }
 
@@ -233,10 +240,13 @@ impl Snapshot {
 
 /// What changed in a pool from `revision - 1` to `revision`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Delta {
     /// Which pool.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "demo/origin"))]
     pub pool: PoolId,
     /// Same as the snapshot's epoch.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "6f1c2a9e"))]
     pub epoch: Arc<str>,
     /// The revision this delta produces.
     pub revision: u64,
