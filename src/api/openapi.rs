@@ -540,6 +540,8 @@ fn example_origin(id: &str, zone: &str, state: OriginState) -> Origin {
         since: chrono::DateTime::parse_from_rfc3339("2026-11-22T01:02:03.123Z")
             .expect("valid timestamp")
             .with_timezone(&chrono::Utc),
+        weight: 2,
+        load: origin_discovery_core::model::Load::quantize(0.35),
     }
 }
 

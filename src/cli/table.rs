@@ -155,6 +155,7 @@ pub fn targets(targets: &[Origin], output: Output, now: DateTime<Utc>) -> String
 #[cfg(test)]
 mod tests {
     use super::*;
+    use origin_discovery_core::fixtures::origin_in;
     use origin_discovery_core::model::OriginState;
 
     fn at(s: &str) -> DateTime<Utc> {
@@ -180,14 +181,10 @@ mod tests {
     #[test]
     fn origin_tables_align_columns_and_mark_missing_values() {
         let origin = |id: &str, ip: &str, zone: Option<&str>| Origin {
-            id: id.into(),
-            url: None,
             ip: ip.into(),
-            port: 5080,
             node: Some("node-a".into()),
-            zone: zone.map(Into::into),
-            state: OriginState::Ready,
             since: at("2026-11-22T11:59:15Z"),
+            ..origin_in(id, zone, OriginState::Ready)
         };
         let text = origins(
             &[

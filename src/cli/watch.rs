@@ -286,6 +286,7 @@ pub fn format_lag(lag: chrono::Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use origin_discovery_core::fixtures::origin_in;
     use origin_discovery_core::model::{OriginState, Snapshot};
 
     fn at(s: &str) -> DateTime<Utc> {
@@ -294,14 +295,8 @@ mod tests {
 
     fn origin(id: &str, state: OriginState, since: &str) -> Origin {
         Origin {
-            id: id.into(),
-            url: None,
-            ip: "10.0.0.1".into(),
-            port: 5080,
-            node: None,
-            zone: None,
-            state,
             since: at(since),
+            ..origin_in(id, None, state)
         }
     }
 

@@ -130,9 +130,11 @@ pub struct Origin {
         skip_serializing_if = "is_default_weight",
         deserialize_with = "deserialize_weight"
     )]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 10_000, default = 1, example = 2))]
     pub weight: u32,
     /// Last reported load, quantized with hysteresis; omitted when unknown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>, minimum = 0.0, maximum = 1.0, example = 0.35))]
     pub load: Option<Load>,
 }
 
