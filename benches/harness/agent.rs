@@ -56,7 +56,7 @@ struct Reply {
 pub struct Agent {
     stdin: tokio::process::ChildStdin,
     stdout: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
-    _proc: Guard,
+    proc: Guard,
 }
 
 impl Agent {
@@ -75,8 +75,13 @@ impl Agent {
         Ok(Agent {
             stdin: tokio::process::ChildStdin::from_std(stdin)?,
             stdout: BufReader::new(tokio::process::ChildStdout::from_std(stdout)?).lines(),
-            _proc: Guard::new("nchan agent", child),
+            proc: Guard::new("nchan agent", child),
         })
+    }
+
+    /// The agent's process id.
+    pub fn pid(&self) -> u32 {
+        self.proc.pid()
     }
 
     async fn call(&mut self, req: &Request, within: Duration) -> Result<Reply> {

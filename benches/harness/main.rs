@@ -42,7 +42,7 @@ use agent::Agent;
 use cluster::NS;
 use nchan::Nchan;
 use procs::Controller;
-use report::{LeadRow, Machine, Memory, PeerRow, PushRow, Report, Throughput};
+use report::{CpuRow, LeadRow, Machine, Memory, PeerRow, PushRow, Report, Throughput};
 use stats::Summary;
 use subscribers::{Fleet, Observer, Server, Transport};
 
@@ -453,8 +453,12 @@ async fn measure(
     let mut peer_lat = Vec::new();
     let mut peer_missing = 0;
     let mut frame_bytes = (usize::MAX, 0);
+    // CPU ms summed over the rounds: controller, harness, nchan, agent.
+    let mut cpu = [0.0_f64; 4];
+    let me = std::process::id();
     tokio::time::sleep(Duration::from_millis(500)).await;
     for i in 0..plan.rounds {
+        let cpu0 = [procs::cpu_ms(ctl.proc.pid())?, procs::cpu_ms(me)?];
         let out = rounds.round(i, observer, fleet).await?;
         log_round("origin-discovery", i, &out.latencies_ms, out.missing);
         frame_bytes = (
@@ -471,13 +475,19 @@ async fn measure(
             .wait_for(settled, Duration::from_secs(60))
             .await
             .context("waiting for the replacement's delta to reach every subscriber")?;
+        cpu[0] += procs::cpu_ms(ctl.proc.pid())? - cpu0[0];
+        cpu[1] += procs::cpu_ms(me)? - cpu0[1];
         if let Some(p) = peer.as_deref_mut() {
+            let cpu0 = [p.nchan.cpu_ms()?, procs::cpu_ms(p.agent.pid())?];
             let (l, m) = p.agent.round(out.frame_bytes).await?;
+            cpu[2] += p.nchan.cpu_ms()? - cpu0[0];
+            cpu[3] += procs::cpu_ms(p.agent.pid())? - cpu0[1];
             log_round("nchan", i, &l, m);
             peer_lat.extend(l);
             peer_missing += m;
         }
     }
+    let per_round = |ms: f64| ms / plan.rounds.max(1) as f64;
     // The observer's frames are in the controller's histogram too (one per revision).
     let inside = scrape::push_latency(ctl.admin, label).await?.since(&before);
     let row = PushRow {
@@ -497,6 +507,12 @@ async fn measure(
             latency: Summary::of(&peer_lat),
             missing: peer_missing,
         }),
+        cpu: CpuRow {
+            controller_ms: per_round(cpu[0]),
+            harness_ms: per_round(cpu[1]),
+            nchan_ms: peer.is_some().then(|| per_round(cpu[2])),
+            agent_ms: peer.is_some().then(|| per_round(cpu[3])),
+        },
     };
     Ok((row, leads))
 }

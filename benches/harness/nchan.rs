@@ -136,6 +136,17 @@ http {{
         }
         Ok(total)
     }
+
+    /// CPU time used so far by the master and its workers together, ms
+    /// ([`procs::cpu_ms`]).
+    pub fn cpu_ms(&self) -> Result<f64> {
+        let master = self.proc.pid();
+        let mut total = procs::cpu_ms(master)?;
+        for pid in children_of(master)? {
+            total += procs::cpu_ms(pid).unwrap_or(0.0);
+        }
+        Ok(total)
+    }
 }
 
 /// Processes whose parent is `pid` (from `/proc/<pid>/stat`).

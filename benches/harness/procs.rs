@@ -165,6 +165,27 @@ impl Controller {
     }
 }
 
+/// CPU time a process has used so far (all its current threads), ms: the sum of each
+/// thread's on-CPU time from `/proc/<pid>/task/<tid>/schedstat` (ns resolution). Work the
+/// kernel does in a thread's context — its syscalls, and loopback softirq processing that
+/// runs on the way out of them — counts for that thread.
+pub fn cpu_ms(pid: u32) -> Result<f64> {
+    let mut ns = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let path = task?.path().join("schedstat");
+        // A thread may exit between the listing and the read.
+        let Ok(stat) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        ns += stat
+            .split_whitespace()
+            .next()
+            .context("empty schedstat")?
+            .parse::<u64>()?;
+    }
+    Ok(ns as f64 / 1e6)
+}
+
 /// `VmRSS` of a process, in bytes.
 pub fn rss_of(pid: u32) -> Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;

@@ -165,6 +165,32 @@ impl Report {
             );
         }
         let _ = writeln!(s, "\n![push latency against subscribers]({})\n", self.plot);
+        let _ = writeln!(
+            s,
+            "**CPU per round** (on-CPU ms of every thread, from `/proc/<pid>/task/*/schedstat`, \
+             averaged over the rounds). An origin-discovery round fans out two deltas \
+             (the change, then the replacement pod) and runs the simulator in the harness; \
+             an nchan round fans out one message. The receiving side's share shows how much \
+             of the 2 cores the subscribers themselves take.\n"
+        );
+        let _ = writeln!(
+            s,
+            "| transport | subscribers | controller | harness (simulator + subscribers) | nchan (master + workers) | agent (nchan's subscribers) |\n|---|---:|---:|---:|---:|---:|"
+        );
+        let opt = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.1} ms"));
+        for r in &self.push {
+            let c = &r.cpu;
+            let _ = writeln!(
+                s,
+                "| {} | {} | {:.1} ms | {:.1} ms | {} | {} |",
+                r.transport,
+                r.subscribers,
+                c.controller_ms,
+                c.harness_ms,
+                opt(c.nchan_ms),
+                opt(c.agent_ms)
+            );
+        }
     }
 
     fn lead_table(&self, s: &mut String) {

@@ -16,4 +16,4 @@ mod rows;
 mod targets;
 
 pub use machine::Machine;
-pub use rows::{LeadRow, Memory, PeerRow, PushRow, Report, Throughput};
+pub use rows::{CpuRow, LeadRow, Memory, PeerRow, PushRow, Report, Throughput};

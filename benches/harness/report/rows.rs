@@ -35,6 +35,8 @@ pub struct PushRow {
     pub frame_bytes: (usize, usize),
     /// nchan at the same size and transport, if measured.
     pub nchan: Option<PeerRow>,
+    /// CPU time per round of each process involved.
+    pub cpu: CpuRow,
 }
 
 impl PushRow {
@@ -61,6 +63,22 @@ pub struct PeerRow {
     pub latency: Summary,
     /// Arrivals that never came.
     pub missing: usize,
+}
+
+/// On-CPU time per round, ms, averaged over the rounds (`procs::cpu_ms`). An
+/// origin-discovery round fans out two deltas (the change, then the replacement pod) and
+/// runs the simulator; an nchan round fans out one message.
+#[derive(Clone, Debug, Default)]
+pub struct CpuRow {
+    /// The controller, during origin-discovery's rounds.
+    pub controller_ms: f64,
+    /// The harness process (simulator, origin-discovery's subscribers, the observer),
+    /// during origin-discovery's rounds.
+    pub harness_ms: f64,
+    /// nginx + nchan (master and workers), during nchan's rounds.
+    pub nchan_ms: Option<f64>,
+    /// The agent (nchan's subscribers and the publisher), during nchan's rounds.
+    pub agent_ms: Option<f64>,
 }
 
 /// Signal lead at one EndpointSlice delay.
