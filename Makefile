@@ -1,6 +1,7 @@
 # One entry point for every test: `make test` (what CI runs via .ci/run).
 # Each part installs what it needs itself (Python venv, npm packages, Debian packages).
-# bench-quick: the benchmark harness at small sizes (report in target/bench-quick.md), so it
+# bench-quick: the benchmark harness at small sizes on the debug build test-rust made (report in
+# target/bench-quick.md), so it
 # keeps working; the full run (scripts/bench.sh) is documented in BENCHMARKS.md, not run here.
 
 .PHONY: test lint test-rust test-chart test-observability test-api test-js test-browser bench-quick dev
