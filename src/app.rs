@@ -153,7 +153,7 @@ pub async fn start(settings: Settings, client: Client) -> anyhow::Result<Running
             heartbeat_interval: args.heartbeat_interval,
             cors_allow_origins: args.cors_allow_origins.clone(),
             trusted_proxies: args.trusted_proxies.clone(),
-            write_timeout: api::WRITE_TIMEOUT,
+            write_timeout: args.write_timeout,
         }),
         limiter: Limiter::new(args.max_subscribers, args.max_subscribers_per_ip),
         shutdown: shutdown.clone(),

@@ -192,6 +192,11 @@ pub struct ControllerArgs {
     #[arg(long, env = "ORIGIN_DISCOVERY_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_positive_duration)]
     pub header_read_timeout: Duration,
 
+    /// A push write (WebSocket or SSE) the client has not taken within this time ends the
+    /// session and drops its connection: a dead or stuck subscriber frees its slot.
+    #[arg(long, env = "ORIGIN_DISCOVERY_WRITE_TIMEOUT", default_value = "30s", value_parser = parse_positive_duration)]
+    pub write_timeout: Duration,
+
     /// Largest request head (request line + headers) on both ports, e.g. `65536`, `64KiB`;
     /// larger requests get 431. At least 8KiB.
     #[arg(long, env = "ORIGIN_DISCOVERY_MAX_HEADER_BYTES", default_value = "64KiB", value_parser = parse_header_bytes)]
@@ -527,6 +532,7 @@ mod tests {
             "--node-lease-grace",
             "--shutdown-timeout",
             "--header-read-timeout",
+            "--write-timeout",
         ] {
             assert!(refused(flag, "0s").contains("greater than zero"), "{flag}");
             refused(flag, "-1s");

@@ -35,8 +35,9 @@ use origin_discovery_core::model::PoolId;
 /// close the session with 1009.
 pub const MAX_CONTROL_MESSAGE: usize = 1024;
 
-/// How long one frame may take to be accepted by a subscriber's socket before the
-/// subscriber is disconnected as dead (its queue is the socket buffer; nothing else grows).
+/// Default of `--write-timeout`: how long one frame may take to be accepted by a
+/// subscriber's socket before the subscriber is disconnected as dead (its queue is the
+/// socket buffer; nothing else grows).
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Settings of the public API.
