@@ -75,6 +75,14 @@ fn start_controller(kubeconfig: &std::path::Path) -> Controller {
         .unwrap();
     let stderr = child.stderr.take().unwrap();
     let log = Arc::new(Mutex::new(Vec::new()));
+    // Owned by the guard from here on: killed and reaped on every path.
+    let unbound = SocketAddr::from(([0, 0, 0, 0], 0));
+    let mut controller = Controller {
+        child,
+        api: unbound,
+        admin: unbound,
+        log: log.clone(),
+    };
     let (tx, rx) = std::sync::mpsc::channel::<String>();
     let keep = log.clone();
     std::thread::spawn(move || {
@@ -98,15 +106,12 @@ fn start_controller(kubeconfig: &std::path::Path) -> Controller {
             continue;
         };
         if v["fields"]["message"] == "origin-discovery started" {
-            let api = v["fields"]["api"].as_str().unwrap().parse().unwrap();
-            let admin = v["fields"]["admin"].as_str().unwrap().parse().unwrap();
+            let api: SocketAddr = v["fields"]["api"].as_str().unwrap().parse().unwrap();
+            let admin: SocketAddr = v["fields"]["admin"].as_str().unwrap().parse().unwrap();
             std::thread::spawn(move || while rx.recv().is_ok() {});
-            return Controller {
-                child,
-                api,
-                admin,
-                log,
-            };
+            controller.api = api;
+            controller.admin = admin;
+            return controller;
         }
     }
 }
