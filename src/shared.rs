@@ -185,6 +185,10 @@ impl Shared {
         let sources = self.sources.lock().expect("sources lock poisoned");
         let stale = sources.iter().any(|s| s.failing_for(now) > stale_after);
         drop(sources);
+        // Under the index lock, like every other publication: a stale flip reads each pool's
+        // current view and publishes a copy, which must not interleave with a revision
+        // being published (the copy would take the pool back to the previous revision).
+        let _index = self.index.lock().expect("index lock poisoned");
         self.hub.set_stale(stale);
         self.metrics.stale.set(i64::from(stale));
     }

@@ -453,6 +453,7 @@ async fn two_thousand_subscribers_through_churn_watch_drops_410s_and_apiserver_r
         (snap["revision"].as_u64().unwrap(), ids)
     };
     let behind = Mutex::new(String::new());
+    let quiet_from = final_snapshot().await.0;
     let converged = tokio::time::timeout(WAIT * 6, async {
         loop {
             let (revision, ids) = final_snapshot().await;
@@ -472,7 +473,8 @@ async fn two_thousand_subscribers_through_churn_watch_drops_410s_and_apiserver_r
                 return revision;
             }
             *behind.lock().unwrap() = format!(
-                "server at {revision} with {} origins; {} subscribers differ \
+                "server at {revision} (at {quiet_from} when the churn stopped) with {} origins; \
+                 {} subscribers differ \
                  (index, revision, origins, (ms since the last message, its type); websockets first): {:?}",
                 ids.len(),
                 lagging.len(),

@@ -55,7 +55,7 @@ pub async fn events(
     // One chunk in the channel at a time: the driver's write waits while the body has not
     // taken the previous one.
     let (tx, rx) = mpsc::channel::<Bytes>(1);
-    let mut transport = SseTransport {
+    let mut sse = SseTransport {
         tx,
         buf: BytesMut::with_capacity(EVENT_BUFFER),
         epoch: state.hub.epoch().to_string(),
@@ -64,7 +64,7 @@ pub async fn events(
     };
     state.sessions.spawn(async move {
         let _permit = permit;
-        let end = push::run(&mut transport, transport::SSE, sub, &ctx).await;
+        let end = push::run(&mut sse, transport::SSE, sub, &ctx).await;
         tracing::debug!(%client, ?end, "sse session ended");
     });
     let body = futures::stream::unfold(rx, |mut rx| async move {

@@ -91,8 +91,8 @@ where
     S: Sink<Message> + Unpin + Send,
     R: Stream<Item = std::result::Result<Message, E>> + Unpin + Send,
 {
-    let mut transport = WsTransport { sink, stream };
-    push::run(&mut transport, transport::WEBSOCKET, sub, &ctx).await
+    let mut ws = WsTransport { sink, stream };
+    push::run(&mut ws, transport::WEBSOCKET, sub, &ctx).await
 }
 
 /// WebSocket framing: every message is one text frame; client frames become actions.
