@@ -2,13 +2,12 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use origin_discovery::app::{self, Settings};
 use origin_discovery::config::{Cli, Command, ControllerArgs, LogFormat, RunArgs};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::parse_args(std::env::args_os()) {
         Ok(cli) => cli,
         Err(e) if e.use_stderr() => {
             // One clear line, no usage dump: the first line of clap's message.

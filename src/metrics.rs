@@ -29,6 +29,13 @@ pub struct TransportLabels {
     pub transport: &'static str,
 }
 
+/// Labels naming a listening port (`api` or `admin`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PortLabels {
+    /// Port name.
+    pub port: &'static str,
+}
+
 /// Labels naming a watched resource.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResourceLabels {
@@ -48,7 +55,7 @@ fn latency_histogram() -> Histogram {
 pub struct Metrics {
     /// `origin_discovery_origins{pool,state}`.
     pub origins: Family<PoolStateLabels, Gauge>,
-    /// `origin_discovery_subscribers{transport}`.
+    /// `origin_discovery_subscribers{transport}`: `websocket`, `sse`, `longpoll` (waiting).
     pub subscribers: Family<TransportLabels, Gauge>,
     /// `origin_discovery_push_latency_seconds{transport}`: watch event arrival → frame written.
     pub push_latency: HistogramFamily<TransportLabels>,
@@ -67,6 +74,10 @@ pub struct Metrics {
     pub resets: Family<TransportLabels, Counter>,
     /// `origin_discovery_rejected_subscribers_total{transport}`: refused by a connection limit.
     pub rejected: Family<TransportLabels, Counter>,
+    /// `origin_discovery_http_connections{port}`: open HTTP connections (upgraded ones too).
+    pub connections: Family<PortLabels, Gauge>,
+    /// `origin_discovery_http_connections_refused_total{port}`: refused at the connection limit.
+    pub connections_refused: Family<PortLabels, Counter>,
     registry: Arc<Registry>,
 }
 
@@ -137,6 +148,18 @@ impl Metrics {
             "Subscriptions refused by a connection limit",
             rejected.clone(),
         );
+        let connections = Family::<PortLabels, Gauge>::default();
+        registry.register(
+            "http_connections",
+            "Open HTTP connections per port, upgraded WebSockets included",
+            connections.clone(),
+        );
+        let connections_refused = Family::<PortLabels, Counter>::default();
+        registry.register(
+            "http_connections_refused",
+            "Connections refused at the port's connection limit",
+            connections_refused.clone(),
+        );
         Self {
             origins,
             subscribers,
@@ -148,6 +171,8 @@ impl Metrics {
             stale,
             resets,
             rejected,
+            connections,
+            connections_refused,
             registry: Arc::new(registry),
         }
     }

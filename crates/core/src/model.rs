@@ -130,7 +130,10 @@ pub struct Origin {
         skip_serializing_if = "is_default_weight",
         deserialize_with = "deserialize_weight"
     )]
-    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 10_000, default = 1, example = 2))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(minimum = 1, maximum = 10_000, default = 1, example = 2)
+    )]
     pub weight: u32,
     /// Last reported load, quantized with hysteresis; omitted when unknown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
