@@ -1,11 +1,12 @@
 # One entry point for every test: `make test` (what CI runs via .ci/run).
 # Each part installs what it needs itself (Python venv, npm packages, Debian packages).
-# bench-quick: the benchmark harness at small sizes (report in target/bench-quick.md), so it
-# keeps working; the full run (scripts/bench.sh) is documented in BENCHMARKS.md, not run here.
+# bench-quick: the benchmark harness at small sizes on the debug build test-rust made (report
+# in target/bench-quick.md), so it keeps working; the full run (scripts/bench.sh) is
+# documented in BENCHMARKS.md, not run here.
 
-.PHONY: test lint test-rust test-proxy soak test-chart test-observability test-js test-browser bench-quick dev
+.PHONY: test lint test-rust test-proxy soak test-chart test-observability test-api test-js test-browser bench-quick dev
 
-test: lint test-rust test-chart test-observability test-js test-browser bench-quick
+test: lint test-rust test-chart test-observability test-api test-js test-browser bench-quick
 
 lint:
 	cargo fmt --all -- --check
@@ -37,6 +38,13 @@ test-chart:
 test-observability:
 	cargo build
 	bash scripts/test-observability.sh
+
+# The OpenAPI document (openapi-spec-validator), schemathesis over every operation against
+# `origin-discovery dev --chaos`, and recorded real push messages against docs/schemas/
+# (Python venv in .venv, shared with test-chart).
+test-api:
+	cargo build
+	bash scripts/test-api.sh
 
 test-js:
 	bash clients/js/run-tests.sh

@@ -134,15 +134,17 @@ pub async fn start(settings: Settings, client: Client) -> anyhow::Result<Running
             |c| Api::<Lease>::namespaced(c.clone(), sources::nodes::NODE_LEASE_NAMESPACE),
             watcher::Config::default(),
         );
-        let c = shared.clone();
-        tasks.spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                tick.tick().await;
-                c.update(|idx| idx.tick(Stamp::now()));
-            }
-        });
     }
+    // Time-driven index rules: lease expiry (with node signals), held load changes and
+    // node tombstones (always).
+    let c = shared.clone();
+    tasks.spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            c.update(|idx| idx.tick(Stamp::now()));
+        }
+    });
     tasks.spawn(staleness(shared.clone(), client.clone(), args.stale_after));
 
     let sessions = TaskTracker::new();

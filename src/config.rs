@@ -34,6 +34,12 @@ pub enum Command {
     Dev(DevArgs),
     /// Print the RBAC rules the controller needs, as JSON (the chart is checked against it).
     RbacRules(RbacArgs),
+    /// Operator CLI: list pools (`get pools`) or a pool's origins (`get origins NS/SVC`).
+    Get(crate::cli::GetArgs),
+    /// Operator CLI: print each change of a pool as it arrives, with its lag.
+    Watch(crate::cli::WatchArgs),
+    /// Operator CLI: ranked reconnect targets for a key, as clients get them.
+    Pick(crate::cli::PickArgs),
 }
 
 /// Flags of `run`.
@@ -433,7 +439,9 @@ impl Cli {
         let controller = match &cli.command {
             Command::Run(a) => &a.controller,
             Command::Dev(a) => &a.controller,
-            Command::RbacRules(_) => return Ok(cli),
+            Command::RbacRules(_) | Command::Get(_) | Command::Watch(_) | Command::Pick(_) => {
+                return Ok(cli)
+            }
         };
         controller
             .check()

@@ -35,6 +35,9 @@ fn main() -> ExitCode {
             );
             return ExitCode::SUCCESS;
         }
+        Command::Get(_) | Command::Watch(_) | Command::Pick(_) => {
+            return origin_discovery::cli::main(cli.command)
+        }
     };
     if let Err(e) = init_tracing(controller) {
         eprintln!("error: {e}");
@@ -51,7 +54,9 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run(args) => run(args).await,
             Command::Dev(args) => origin_discovery::dev::run(args).await,
-            Command::RbacRules(_) => unreachable!("handled above"),
+            Command::RbacRules(_) | Command::Get(_) | Command::Watch(_) | Command::Pick(_) => {
+                unreachable!("handled above")
+            }
         }
     });
     match result {

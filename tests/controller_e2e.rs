@@ -637,3 +637,48 @@ async fn metrics_report_origins_subscribers_push_latency_and_watch_health() {
     }
     stack.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_held_load_change_is_published_once_its_hold_is_over_without_node_signals() {
+    // Load changes publish at most once per hold (docs/DESIGN.md, "Weights and load"); the
+    // held one must go out when the hold ends even if nothing else happens — no further pod
+    // event, and no node signals (whose one-second tick used to be the only one).
+    let stack = start(Duration::ZERO, &[]).await;
+    let load = |s: &serde_json::Value| {
+        s["origins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["id"] == "loaded")
+            .and_then(|o| o["load"].as_f64())
+    };
+    stack
+        .sim
+        .create(&pod(
+            "loaded",
+            json!({"app": "origin"}),
+            json!({"origin-discovery.io/load": "0.2"}),
+        ))
+        .unwrap();
+    eventually("the first load is published at once", || async {
+        load(&stack.snapshot(&demo()).await) == Some(0.2)
+    })
+    .await;
+    let mut p: Pod = stack.sim.get(Some("demo"), "loaded").unwrap();
+    p.metadata
+        .annotations
+        .get_or_insert_default()
+        .insert("origin-discovery.io/load".into(), "0.8".into());
+    stack.sim.replace(&p).unwrap();
+    let changed = Instant::now();
+    eventually("the held load is published after the hold", || async {
+        load(&stack.snapshot(&demo()).await) == Some(0.8)
+    })
+    .await;
+    assert!(
+        changed.elapsed() >= Duration::from_secs(3),
+        "the second change came {:?} after the first: it should have been held",
+        changed.elapsed()
+    );
+    stack.shutdown().await;
+}

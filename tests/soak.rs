@@ -186,7 +186,8 @@ fn note(t: &Tally, seen: &Mutex<Seen>, m: &Message, first: &mut bool) -> bool {
     if matches!(m, Message::Snapshot(_)) && !std::mem::take(first) {
         t.resets.fetch_add(1, Ordering::Relaxed);
     }
-    if state.apply(m).is_err() {
+    if let Err(e) = state.apply(m) {
+        eprintln!("soak: a subscriber stops at {e}: {m:?}");
         t.gaps.fetch_add(1, Ordering::Relaxed);
         return false;
     }
@@ -509,11 +510,7 @@ async fn two_thousand_subscribers_through_churn_watch_drops_410s_and_apiserver_r
         fds[fds.len() - 1],
         fds.iter().cloned().fold(0.0, f64::max),
     );
-    assert!(
-        converged.is_ok(),
-        "subscribers did not converge on the final list: {}",
-        behind.lock().unwrap()
-    );
+    // Causes first: a subscriber that saw a gap or broke stops, and then also lags.
     assert_eq!(
         t.gaps.load(Ordering::Relaxed),
         0,
@@ -521,6 +518,11 @@ async fn two_thousand_subscribers_through_churn_watch_drops_410s_and_apiserver_r
     );
     assert_eq!(t.regressions.load(Ordering::Relaxed), 0);
     assert_eq!(t.broken.load(Ordering::Relaxed), 0, "a subscription broke");
+    assert!(
+        converged.is_ok(),
+        "subscribers did not converge on the final list: {}",
+        behind.lock().unwrap()
+    );
     assert!(t.polls.load(Ordering::Relaxed) >= LONG_POLLS as u64);
     // Flat: after the warm-up, descriptors within a few of the start, RSS within 25 %.
     let fd_growth = fds[fds.len() - 1] - fds[skip];

@@ -5,6 +5,7 @@ pub mod client_addr;
 pub mod error;
 mod fanout;
 pub mod limits;
+pub mod openapi;
 pub mod pools;
 pub mod push;
 pub mod serve;
@@ -103,6 +104,7 @@ pub fn router(state: ApiState) -> Router {
         .route_layer(SyncGate(state.hub.clone()));
     Router::new()
         .merge(v1)
+        .route("/openapi.json", get(openapi::document))
         .merge(static_files::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

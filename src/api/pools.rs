@@ -25,6 +25,14 @@ pub const MAX_EXCLUDE: usize = 100;
 pub const MAX_KEY: usize = 1024;
 
 /// `GET /v1/pools`.
+#[utoipa::path(
+    get,
+    path = "/v1/pools",
+    summary = "List pools",
+    description = super::openapi::LIST_DOC,
+    tag = "pools",
+    responses(super::openapi::ListResponses)
+)]
 pub async fn list(State(state): State<ApiState>) -> Response {
     #[derive(serde::Serialize)]
     struct Pools {
@@ -47,6 +55,19 @@ fn channel(state: &ApiState, ns: &str, svc: &str) -> Result<Arc<PoolChannel>> {
 /// re-polls of many clients) ends. A waiting long-poll is a subscriber (transport
 /// `longpoll`) under the subscriber limits (429 beyond them); on shutdown it answers at
 /// once with the current snapshot.
+#[utoipa::path(
+    get,
+    path = "/v1/pools/{ns}/{svc}",
+    summary = "Snapshot of a pool, with ETag and long-poll",
+    description = super::openapi::SNAPSHOT_DOC,
+    tag = "pools",
+    params(
+        super::openapi::PoolPath,
+        super::openapi::PollQuery,
+        super::openapi::PollHeaders
+    ),
+    responses(super::openapi::SnapshotResponses)
+)]
 pub async fn snapshot(
     State(state): State<ApiState>,
     Path((ns, svc)): Path<(String, String)>,
@@ -164,6 +185,15 @@ fn parse_wait(s: &str) -> Result<Duration> {
 }
 
 /// `GET /v1/pools/{ns}/{svc}/pick?key=K&zone=Z&exclude=a,b&count=N`.
+#[utoipa::path(
+    get,
+    path = "/v1/pools/{ns}/{svc}/pick",
+    summary = "Ranked reconnect targets for a key",
+    description = super::openapi::PICK_DOC,
+    tag = "pools",
+    params(super::openapi::PoolPath, super::openapi::PickQuery),
+    responses(super::openapi::PickResponses)
+)]
 pub async fn pick(
     State(state): State<ApiState>,
     Path((ns, svc)): Path<(String, String)>,

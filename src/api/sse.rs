@@ -26,6 +26,19 @@ use super::{pool_id, query_pairs, resume_params, ApiState};
 use origin_discovery_core::hub::{Encoded, Subscription, Wire};
 
 /// The SSE handler.
+#[utoipa::path(
+    get,
+    path = "/v1/pools/{ns}/{svc}/events",
+    summary = "Subscribe over Server-Sent Events",
+    description = super::openapi::EVENTS_DOC,
+    tag = "push",
+    params(
+        super::openapi::PoolPath,
+        super::openapi::ResumeQuery,
+        super::openapi::EventHeaders
+    ),
+    responses(super::openapi::EventsResponses)
+)]
 pub async fn events(
     State(state): State<ApiState>,
     Path((ns, svc)): Path<(String, String)>,

@@ -44,6 +44,19 @@ pub const TRANSPORT_LIMIT: u64 = 64 * 1024;
 const MAX_CONTROL_PAYLOAD: u64 = 125;
 
 /// The upgrade handler.
+#[utoipa::path(
+    get,
+    path = "/v1/pools/{ns}/{svc}/watch",
+    summary = "Subscribe over WebSocket",
+    description = super::openapi::WATCH_DOC,
+    tag = "push",
+    params(
+        super::openapi::PoolPath,
+        super::openapi::ResumeQuery,
+        super::openapi::WatchHeaders
+    ),
+    responses(super::openapi::WatchResponses)
+)]
 pub async fn watch(
     State(state): State<ApiState>,
     Path((ns, svc)): Path<(String, String)>,

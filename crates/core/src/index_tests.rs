@@ -81,6 +81,8 @@ fn pod(name: &str) -> PodInfo {
         deleting: false,
         down: false,
         url: None,
+        weight: 1,
+        load: None,
     }
 }
 
