@@ -337,6 +337,9 @@ pub async fn run<T: Transport>(
         _registration: registration,
     };
     session.reader.input(&early, &mut session.incoming);
+    // `early` is a view into hyper's read buffer (8 KiB): held across the session, it
+    // would be most of an idle subscriber's memory.
+    drop(early);
     session.drive(sub).await
 }
 
@@ -352,6 +355,18 @@ struct Session<'a, T: Transport> {
     _registration: Registration<T>,
 }
 
+/// What woke an idle session.
+enum Event {
+    /// Process shutdown.
+    Shutdown,
+    /// The fan-out writer parked the subscriber, removed the pool, or failed to write.
+    Woken,
+    /// The client sent something (false: the socket failed).
+    Readable(bool),
+    /// The heartbeat interval.
+    Tick,
+}
+
 /// How a step of the session ended, when it did not end the session.
 enum Next {
     /// Keep going as before.
@@ -362,6 +377,9 @@ enum Next {
 
 impl<T: Transport> Session<'_, T> {
     async fn drive(&mut self, first: Subscription) -> SessionEnd {
+        // An idle session waits in the `select!` below; what it awaits only now and then
+        // (catching up, answering the client, closing) is boxed while it runs, so that the
+        // future every idle subscriber keeps holds only the `select!` state.
         let mut sub = Some(first);
         let shutdown = self.ctx.0.shutdown.clone();
         let cancelled = shutdown.cancelled();
@@ -371,38 +389,46 @@ impl<T: Transport> Session<'_, T> {
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             if let Some(mut s) = sub.take() {
-                if let Err(end) = self.catch_up(&mut s).await {
+                if let Err(end) = Box::pin(self.catch_up(&mut s)).await {
                     return end;
                 }
             }
-            match self.handle_incoming().await {
-                Ok(Next::Continue) => {}
-                Ok(Next::CatchUp) => {
-                    sub = Some(self.resume());
-                    continue;
+            if !self.incoming.is_empty() {
+                match Box::pin(self.handle_incoming()).await {
+                    Ok(Next::Continue) => {}
+                    Ok(Next::CatchUp) => {
+                        sub = Some(self.resume());
+                        continue;
+                    }
+                    Err(end) => return end,
                 }
-                Err(end) => return end,
             }
-            tokio::select! {
+            let event = tokio::select! {
                 biased;
-                _ = &mut cancelled => {
-                    return self.close_politely(close::GOING_AWAY, "going away").await;
+                _ = &mut cancelled => Event::Shutdown,
+                _ = self.me.wake.notified() => Event::Woken,
+                readable = self.me.socket.stream().readable() => Event::Readable(readable.is_ok()),
+                _ = tick.tick() => Event::Tick,
+            };
+            match event {
+                Event::Shutdown => {
+                    return Box::pin(self.close_politely(close::GOING_AWAY, "going away")).await;
                 }
-                _ = self.me.wake.notified() => {
+                Event::Woken => {
                     let mode = self.me.slot().mode;
                     match mode {
                         Mode::Live => {}
                         Mode::Session => sub = Some(self.resume()),
-                        Mode::Removed => return self.finish_removed().await,
+                        Mode::Removed => return Box::pin(self.finish_removed()).await,
                         Mode::Failed => return SessionEnd::WriteFailed,
                     }
                 }
-                readable = self.me.socket.stream().readable() => {
-                    if readable.is_err() || !self.read_input() {
+                Event::Readable(ok) => {
+                    if !ok || !self.read_input() {
                         return SessionEnd::ClientGone;
                     }
                 }
-                _ = tick.tick() => match self.heartbeat() {
+                Event::Tick => match self.heartbeat() {
                     Ok(Next::Continue) => {}
                     Ok(Next::CatchUp) => sub = Some(self.resume()),
                     Err(end) => return end,
