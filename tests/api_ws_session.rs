@@ -274,3 +274,94 @@ async fn subscriber_that_never_reads_is_disconnected_after_the_write_timeout_and
     assert_eq!(stuck.await.unwrap(), SessionEnd::WriteFailed);
     assert!(started.elapsed() <= origin_discovery::api::WRITE_TIMEOUT);
 }
+
+async fn read_push(ws: &mut Client) -> Push {
+    let next = tokio::time::timeout(Duration::from_secs(30), ws.next());
+    match next.await.expect("a frame in time").unwrap().unwrap() {
+        Message::Text(t) => serde_json::from_str(&t).unwrap(),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// What a subscriber saw: each message's kind and revision, and whether it was a reset.
+fn revision_of(msg: &Push) -> Option<(bool, u64)> {
+    match msg {
+        Push::Snapshot(s) => Some((true, s.revision)),
+        Push::Delta(d) => Some((false, d.revision)),
+        _ => None,
+    }
+}
+
+/// A subscriber whose socket fills up is parked by the fan-out writer and caught up by
+/// its session (deltas from the log, or a snapshot once the log no longer covers the
+/// gap), then written live again: once it reads again it gets every revision in order,
+/// contiguous or reset by a snapshot, up to the last one published; a subscriber that
+/// keeps reading gets every delta meanwhile.
+#[tokio::test]
+async fn a_parked_subscriber_catches_up_in_order_and_ends_at_the_last_revision() {
+    const LAST: u64 = 400;
+    let hub = Arc::new(Hub::new("e1", 64));
+    hub.apply(PoolChange::Added {
+        pool: pool(),
+        revision: 1,
+        origins: vec![origin("a")],
+    });
+    let ctx = SessionContext::new(
+        Duration::from_secs(60),
+        CancellationToken::new(),
+        &Metrics::new(),
+    );
+    let (slow_server, slow_client) = pair(Some(4096)).await;
+    let slow_sub = Subscription::new(hub.pool(&pool()).unwrap(), None);
+    let slow_task = tokio::spawn(session(
+        Socket::new(slow_server),
+        Bytes::new(),
+        slow_sub,
+        ctx.clone(),
+    ));
+    let (fast_server, fast_client) = pair(None).await;
+    let fast_sub = Subscription::new(hub.pool(&pool()).unwrap(), None);
+    tokio::spawn(session(
+        Socket::new(fast_server),
+        Bytes::new(),
+        fast_sub,
+        ctx,
+    ));
+    let mut fast = client(fast_client).await;
+    let mut slow = client(slow_client).await;
+    assert_eq!(revision_of(&read_push(&mut slow).await), Some((true, 1)));
+    assert_eq!(revision_of(&read_push(&mut fast).await), Some((true, 1)));
+    // The slow client reads nothing while 399 revisions (≈ 60 KB of frames, far more
+    // than its socket buffers hold) are published.
+    for r in 2..=LAST {
+        push(&hub, r);
+        assert_eq!(revision_of(&read_push(&mut fast).await), Some((false, r)));
+    }
+    let mut at = 1;
+    let mut resets = 0;
+    while at < LAST {
+        let Some((reset, revision)) = revision_of(&read_push(&mut slow).await) else {
+            continue;
+        };
+        if reset {
+            resets += 1;
+            assert!(revision >= at, "a snapshot at {revision} after {at}");
+        } else {
+            assert_eq!(revision, at + 1, "deltas are contiguous");
+        }
+        at = revision;
+    }
+    assert_eq!(at, LAST);
+    assert!(resets >= 1, "a gap beyond the 64-delta log is a snapshot");
+    // Live again: the next revision reaches both.
+    push(&hub, LAST + 1);
+    assert_eq!(
+        revision_of(&read_push(&mut fast).await),
+        Some((false, LAST + 1))
+    );
+    assert_eq!(
+        revision_of(&read_push(&mut slow).await),
+        Some((false, LAST + 1))
+    );
+    assert!(!slow_task.is_finished());
+}
