@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::Notify;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -143,7 +144,10 @@ struct ContextInner {
     heartbeat: Duration,
     write_timeout: Duration,
     shutdown: CancellationToken,
-    metrics: Metrics,
+    // The two families a session records into, not all of `Metrics`: every session
+    // holds its context.
+    push_latency: Family<TransportLabels, Histogram, fn() -> Histogram>,
+    resets: Family<TransportLabels, Counter>,
 }
 
 impl SessionContext {
@@ -153,7 +157,8 @@ impl SessionContext {
             heartbeat,
             write_timeout: WRITE_TIMEOUT,
             shutdown,
-            metrics: metrics.clone(),
+            push_latency: metrics.push_latency.clone(),
+            resets: metrics.resets.clone(),
         }))
     }
 
@@ -309,8 +314,8 @@ pub async fn run<T: Transport>(
     ctx: &SessionContext,
 ) -> SessionEnd {
     let labels = TransportLabels { transport: T::NAME };
-    let push_latency = ctx.0.metrics.push_latency.get_or_create(&labels).clone();
-    let resets = ctx.0.metrics.resets.get_or_create(&labels).clone();
+    let push_latency = ctx.0.push_latency.get_or_create(&labels).clone();
+    let resets = ctx.0.resets.get_or_create(&labels).clone();
     let channel = sub.channel().clone();
     let me = Arc::new(Subscriber {
         socket,
