@@ -242,11 +242,7 @@ async fn run(plan: Plan) -> Result<PathBuf> {
         },
         index,
         plot: plot_rel,
-        findings: if plan.quick {
-            None
-        } else {
-            std::fs::read_to_string(root.join("benches/harness/FINDINGS.md")).ok()
-        },
+        findings: (!plan.quick).then(|| appendices(root)),
     };
     report.plot(&svg_path).context("drawing the plot")?;
     std::fs::write(&md_path, report.markdown())?;
@@ -574,4 +570,23 @@ async fn phase_pods(plan: &Plan, dir: &Path) -> Result<(usize, usize, u64, f64)>
     drop(ctl);
     sim.shutdown().await;
     Ok((pods, plan.pod_pools, rss, sync))
+}
+
+/// Hand-written sections appended to the full report, in this order: the push-path
+/// findings, then results measured by other runs than this harness (each file says how
+/// to regenerate it). Missing files are skipped.
+const APPENDICES: &[&str] = &[
+    "benches/harness/FINDINGS.md",
+    "docs/soak.md",
+    "docs/probe-benchmark.md",
+    "docs/ranking-simulation.md",
+];
+
+fn appendices(root: &Path) -> String {
+    APPENDICES
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(root.join(p)).ok())
+        .map(|text| text.trim_end().to_string())
+        .collect::<Vec<_>>()
+        .join("\n\n")
 }

@@ -182,7 +182,8 @@ pub struct Report {
     pub index: IndexResult,
     /// File name of the plot, relative to the report.
     pub plot: String,
-    /// Hand-written analysis appended to the full report (`benches/harness/FINDINGS.md`):
-    /// the profiles and evidence behind any missed target.
+    /// Hand-written sections appended to the full report: the profiles and evidence behind
+    /// any missed target (`benches/harness/FINDINGS.md`), and results of other runs (soak,
+    /// probes, ranking simulation; `main.rs`, `APPENDICES`).
     pub findings: Option<String>,
 }
