@@ -161,7 +161,7 @@ pub async fn start(settings: Settings, client: Client) -> anyhow::Result<Running
         shutdown: shutdown.clone(),
         sessions: sessions.clone(),
     };
-    let app = api::router(state);
+    let app = api::app(state);
     let api_serve = ServeConfig {
         port: "api",
         header_read_timeout: args.header_read_timeout,

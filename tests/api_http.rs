@@ -1,4 +1,5 @@
-//! The public router through `oneshot`: every route and every error, no sockets.
+//! The public router through `oneshot`: every route and every error, no sockets (SSE
+//! streams, which take their connection over, on a loopback port).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
 use origin_discovery::api::limits::Limiter;
+use origin_discovery::api::serve::{serve, ServeConfig};
 use origin_discovery::api::{router, ApiConfig, ApiState};
 use origin_discovery::metrics::Metrics;
 use origin_discovery_core::hub::Hub;
@@ -382,18 +384,40 @@ async fn sse_rejects_a_malformed_last_event_id() {
         .contains("Last-Event-ID"));
 }
 
+/// Serves `app` on a loopback port (SSE streams need a connection of their own: the
+/// session takes the socket over from hyper) and opens `path` with hyper's client.
+async fn open_stream(app: Router, path: &str) -> axum::http::Response<hyper::body::Incoming> {
+    use hyper_util::client::legacy::Client;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = ServeConfig {
+        port: "api",
+        header_read_timeout: Duration::from_secs(10),
+        max_header_bytes: 64 * 1024,
+        max_connections: 10,
+    };
+    tokio::spawn(async move {
+        serve(
+            listener,
+            app,
+            config,
+            &Metrics::new(),
+            CancellationToken::new(),
+        )
+        .await
+    });
+    let client: Client<_, http_body_util::Empty<bytes::Bytes>> =
+        Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+    client
+        .get(format!("http://{addr}{path}").parse().unwrap())
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn sse_stream_starts_with_a_snapshot_event() {
     let (_, app) = setup(vec![]);
-    let resp = app
-        .clone()
-        .oneshot(
-            Request::get("/v1/pools/demo/origin/events")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let resp = open_stream(app, "/v1/pools/demo/origin/events").await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()[header::CONTENT_TYPE], "text/event-stream");
     let mut body = resp.into_body();
@@ -445,15 +469,7 @@ async fn dashboard_and_client_modules_are_served_with_their_content_types() {
 #[tokio::test(start_paused = true)]
 async fn sse_heartbeats_are_comment_lines() {
     let (_, app) = setup(vec![]);
-    let resp = app
-        .clone()
-        .oneshot(
-            Request::get("/v1/pools/demo/origin/events")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let resp = open_stream(app, "/v1/pools/demo/origin/events").await;
     let mut body = resp.into_body();
     body.frame().await.unwrap().unwrap(); // snapshot
     let started = tokio::time::Instant::now();

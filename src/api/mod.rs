@@ -3,6 +3,7 @@
 
 pub mod client_addr;
 pub mod error;
+mod fanout;
 pub mod limits;
 pub mod openapi;
 pub mod pools;
@@ -16,15 +17,19 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Request, State};
+use std::future::{ready, Ready};
+use std::task::{Context, Poll};
+
+use axum::extract::Request;
 use axum::http::{header, HeaderValue, Method};
-use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use futures::future::Either;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower::{Layer, Service};
+use tower_http::cors::{AllowOrigin, Cors, CorsLayer};
 
 use crate::metrics::Metrics;
 use error::ApiError;
@@ -83,7 +88,12 @@ pub struct ApiState {
 }
 
 /// The public router. Serve it with [`serve::serve`], which provides the connection info
-/// (subscriber limits are per client IP, see [`client_addr`]).
+/// (subscriber limits are per client IP, see [`client_addr`]); [`app`] adds the snapshot
+/// fast path in front of it.
+///
+/// The `/v1` routes answer 503 until the first full sync ([`SyncGate`]); CORS headers are
+/// computed only for requests with an `Origin` header ([`CorsWhenOrigin`]): browsers
+/// always send one with cross-origin requests, and nothing else needs them.
 pub fn router(state: ApiState) -> Router {
     let v1 = Router::new()
         .route("/v1/pools", get(pools::list))
@@ -91,27 +101,114 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/pools/{ns}/{svc}/pick", get(pools::pick))
         .route("/v1/pools/{ns}/{svc}/watch", get(ws::watch))
         .route("/v1/pools/{ns}/{svc}/events", get(sse::events))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_sync));
+        .route_layer(SyncGate(state.hub.clone()));
     Router::new()
         .merge(v1)
         .route("/openapi.json", get(openapi::document))
         .merge(static_files::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(cors(&state.config.cors_allow_origins))
+        .layer(CorsWhenOrigin(cors(&state.config.cors_allow_origins)))
         .with_state(state)
 }
 
-/// 503 until every source completed its first full list.
-async fn require_sync(
-    State(state): State<ApiState>,
-    req: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    if !state.hub.is_synced() {
-        return Err(ApiError::NotSynced);
+/// What the public port serves: [`router`] behind the snapshot fast path
+/// ([`pools::fast_snapshot`]).
+pub fn app(state: ApiState) -> serve::App {
+    let fast_state = state.clone();
+    serve::App::with_fast_path(
+        router(state),
+        Arc::new(move |req| pools::fast_snapshot(&fast_state, req)),
+    )
+}
+
+/// 503 until every source completed its first full list: a check in front of the
+/// routes, not a middleware (no boxing per request).
+#[derive(Clone, Debug)]
+pub struct SyncGate(Arc<Hub>);
+
+impl<S> Layer<S> for SyncGate {
+    type Service = Gated<S>;
+    fn layer(&self, inner: S) -> Gated<S> {
+        Gated {
+            hub: self.0.clone(),
+            inner,
+        }
     }
-    Ok(next.run(req).await)
+}
+
+/// A service behind [`SyncGate`].
+#[derive(Clone, Debug)]
+pub struct Gated<S> {
+    hub: Arc<Hub>,
+    inner: S,
+}
+
+impl<S, B> Service<Request<B>> for Gated<S>
+where
+    S: Service<Request<B>, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Either<Ready<Result<Response, S::Error>>, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        if !self.hub.is_synced() {
+            return Either::Left(ready(Ok(ApiError::NotSynced.into_response())));
+        }
+        Either::Right(self.inner.call(req))
+    }
+}
+
+/// CORS for requests that carry an `Origin` header; others skip the CORS layer.
+#[derive(Clone, Debug)]
+pub struct CorsWhenOrigin(CorsLayer);
+
+impl<S: Clone> Layer<S> for CorsWhenOrigin {
+    type Service = CorsIfOrigin<S>;
+    fn layer(&self, inner: S) -> CorsIfOrigin<S> {
+        CorsIfOrigin {
+            cors: self.0.layer(inner.clone()),
+            plain: inner,
+        }
+    }
+}
+
+/// A service behind [`CorsWhenOrigin`].
+#[derive(Clone, Debug)]
+pub struct CorsIfOrigin<S> {
+    plain: S,
+    cors: Cors<S>,
+}
+
+impl<S, B, R> Service<Request<B>> for CorsIfOrigin<S>
+where
+    S: Service<Request<B>, Response = axum::http::Response<R>> + Clone,
+    R: Default,
+{
+    type Response = axum::http::Response<R>;
+    type Error = S::Error;
+    type Future = Either<S::Future, <Cors<S> as Service<Request<B>>>::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        // Both wrap the same (cloned) inner service; the routes are always ready.
+        match self.plain.poll_ready(cx) {
+            Poll::Ready(Ok(())) => self.cors.poll_ready(cx),
+            other => other,
+        }
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        if req.headers().contains_key(header::ORIGIN) {
+            Either::Right(self.cors.call(req))
+        } else {
+            Either::Left(self.plain.call(req))
+        }
+    }
 }
 
 async fn not_found(req: Request) -> ApiError {

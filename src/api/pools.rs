@@ -117,28 +117,58 @@ pub async fn snapshot(
     Ok(snapshot_response(&view, &headers))
 }
 
-fn snapshot_response(view: &PoolView, headers: &HeaderMap) -> Response {
-    let etag = view.etag();
-    let etag_value = HeaderValue::from_str(&etag).expect("etags are ASCII");
-    let matches = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
-    if matches {
-        return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag_value)]).into_response();
+/// The snapshot GET in front of the router ([`super::app`]): a plain `GET
+/// /v1/pools/{ns}/{svc}` — no query, no `Origin`, a synced hub and a live pool — is
+/// answered from the view's prepared body and ETag, without routing, extractors or
+/// middleware. Anything else (long-polls, CORS, errors, percent-encoded names) declines
+/// and goes to the router, whose answer is the same for the requests taken here.
+pub fn fast_snapshot<B>(state: &ApiState, req: &axum::http::Request<B>) -> Option<Response> {
+    if req.method() != axum::http::Method::GET || req.uri().query().is_some() {
+        return None;
     }
-    (
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            ),
-            (header::ETAG, etag_value),
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
-        ],
-        Body::from(view.snapshot_body()),
-    )
-        .into_response()
+    let (ns, svc) = req
+        .uri()
+        .path()
+        .strip_prefix("/v1/pools/")?
+        .split_once('/')?;
+    if svc.contains(['/', '%']) || ns.contains('%') {
+        return None;
+    }
+    let headers = req.headers();
+    if headers.contains_key(header::ORIGIN) || !state.hub.is_synced() {
+        return None;
+    }
+    let view = state.hub.pool(&pool_id(ns, svc).ok()?)?.current();
+    if view.removed {
+        return None;
+    }
+    Some(snapshot_response(&view, headers))
+}
+
+const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
+const NO_CACHE: HeaderValue = HeaderValue::from_static("no-cache");
+
+/// The snapshot (or 304) from the view's bytes, prepared once per revision: the body and
+/// the ETag are shared, the other headers are static.
+fn snapshot_response(view: &PoolView, headers: &HeaderMap) -> Response {
+    let etag = view.etag_bytes();
+    let matches = headers.get(header::IF_NONE_MATCH).is_some_and(|v| {
+        v.as_bytes().split(|b| *b == b',').any(|t| {
+            let t = t.trim_ascii();
+            t == etag || t == b"*"
+        })
+    });
+    let etag = HeaderValue::from_maybe_shared(etag).expect("etags are ASCII");
+    if matches {
+        return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
+    }
+    let mut response = Response::new(Body::from(view.snapshot_body()));
+    let h = response.headers_mut();
+    h.reserve(3);
+    h.insert(header::CONTENT_TYPE, APPLICATION_JSON);
+    h.insert(header::ETAG, etag);
+    h.insert(header::CACHE_CONTROL, NO_CACHE);
+    response
 }
 
 /// `30s`, `500ms`, `1m` or plain seconds; at most [`MAX_WAIT`].

@@ -14,6 +14,15 @@
 //! - HTTP/1.1 only: no h2c (cleartext HTTP/2 by prior knowledge), whose preface and header
 //!   reads these bounds would not cover. Ingress controllers speak HTTP/1.1 to backends.
 //!
+//! - A push session takes its socket back from hyper after its response head
+//!   ([`ConnectionHandle::take_over`]): the session writes pre-framed bytes straight to the
+//!   socket ([`super::push`]); hyper's buffers are freed. The connection slot travels with
+//!   the [`Socket`].
+//! - Every accepted socket has `TCP_NODELAY`: responses and push frames are written in one
+//!   piece each, and Nagle's algorithm would hold a frame back behind an unacknowledged one.
+//! - An optional fast path ([`App::with_fast_path`]) answers the hottest requests (the
+//!   snapshot GET) before the router, from bytes prepared once per revision.
+//!
 //! On shutdown the listener closes, idle connections close at once, and busy ones after
 //! their current response (push sessions end themselves with Close 1001 or the end of the
 //! event stream; long-polls answer early).
@@ -21,12 +30,15 @@
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::extract::connect_info::ConnectInfo;
+use axum::response::Response;
 use axum::Router;
+use bytes::Bytes;
+use futures::future::{BoxFuture, Either, FutureExt};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -60,16 +72,96 @@ pub struct ServeConfig {
     pub max_connections: usize,
 }
 
+/// What a push session does with the socket it took over: called once, with the socket
+/// and the bytes hyper had read past the request head.
+pub type Takeover = Box<dyn FnOnce(Socket, Bytes) + Send>;
+
 /// In every request's extensions: closes the request's connection at once (no graceful
-/// end). Used by push sessions whose client stopped reading, so the socket and its slot
-/// are freed without waiting for TCP to give up.
-#[derive(Clone, Debug)]
-pub struct ConnectionHandle(CancellationToken);
+/// end), or hands its socket to a push session after the response.
+#[derive(Clone)]
+pub struct ConnectionHandle {
+    kill: CancellationToken,
+    takeover: Arc<Mutex<Option<Takeover>>>,
+}
+
+impl std::fmt::Debug for ConnectionHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionHandle").finish_non_exhaustive()
+    }
+}
 
 impl ConnectionHandle {
+    fn new() -> Self {
+        Self {
+            kill: CancellationToken::new(),
+            takeover: Arc::new(Mutex::new(None)),
+        }
+    }
+
     /// Drops the connection.
     pub fn close(&self) {
-        self.0.cancel();
+        self.kill.cancel();
+    }
+
+    /// After the response to this request is written, hyper lets go of the connection
+    /// and `then` gets its socket. The response must end the HTTP exchange: a `101`
+    /// upgrade, or a close-delimited (HTTP/1.0) response with an empty body. If the
+    /// response cannot be written (the client left), `then` is dropped uncalled.
+    pub fn take_over(&self, then: Takeover) {
+        *self.takeover.lock().expect("takeover lock poisoned") = Some(then);
+    }
+
+    fn taken(&self) -> Option<Takeover> {
+        self.takeover.lock().expect("takeover lock poisoned").take()
+    }
+}
+
+/// A connection's socket after hyper let go of it, holding the connection's slot and its
+/// count in `http_connections` until dropped.
+#[derive(Debug)]
+pub struct Socket {
+    stream: TcpStream,
+    _counted: Option<Counted>,
+}
+
+impl Socket {
+    /// A socket outside the server's accounting (tests, tools).
+    pub fn new(stream: TcpStream) -> Self {
+        Self {
+            stream,
+            _counted: None,
+        }
+    }
+
+    /// The TCP stream.
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+}
+
+/// The fast path of an [`App`]: answers a request before the router, or declines.
+pub type FastPath = Arc<dyn Fn(&hyper::Request<Incoming>) -> Option<Response> + Send + Sync>;
+
+/// What a port serves: a router, and optionally a fast path tried first.
+#[derive(Clone)]
+pub struct App {
+    router: Router,
+    fast: Option<FastPath>,
+}
+
+impl App {
+    /// Requests the fast path declines go to the router.
+    pub fn with_fast_path(router: Router, fast: FastPath) -> Self {
+        Self {
+            router,
+            fast: Some(fast),
+        }
+    }
+}
+
+impl From<Router> for App {
+    fn from(router: Router) -> Self {
+        Self { router, fast: None }
     }
 }
 
@@ -85,11 +177,12 @@ content-length: 92\r\n\
 /// end (the caller bounds that wait).
 pub async fn serve(
     listener: TcpListener,
-    router: Router,
+    app: impl Into<App>,
     config: ServeConfig,
     metrics: &Metrics,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
+    let app = app.into();
     let labels = PortLabels { port: config.port };
     let open = metrics.connections.get_or_create(&labels).clone();
     let refused = metrics.connections_refused.get_or_create(&labels).clone();
@@ -128,16 +221,20 @@ pub async fn serve(
             }
             continue;
         };
+        // Best effort: a socket that refuses it still works.
+        let _ = stream.set_nodelay(true);
         open.inc();
         let io = CountedIo {
             inner: stream,
-            open: open.clone(),
-            _slot: slot,
+            counted: Counted {
+                open: open.clone(),
+                _slot: slot,
+            },
         };
         connections.spawn(connection(
             io,
             peer,
-            router.clone(),
+            app.clone(),
             builder.clone(),
             shutdown.clone(),
         ));
@@ -151,28 +248,36 @@ pub async fn serve(
 async fn connection(
     io: CountedIo,
     peer: SocketAddr,
-    router: Router,
+    app: App,
     builder: Arc<http1::Builder>,
     shutdown: CancellationToken,
 ) {
-    let kill = CancellationToken::new();
-    let handle = ConnectionHandle(kill.clone());
+    let handle = ConnectionHandle::new();
+    let kill = handle.kill.clone();
+    let taken = handle.clone();
+    let App { router, fast } = app;
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+        if let Some(response) = fast.as_ref().and_then(|fast| fast(&req)) {
+            return Either::Left(std::future::ready(Ok::<_, std::convert::Infallible>(
+                response,
+            )));
+        }
         req.extensions_mut().insert(ConnectInfo(peer));
         req.extensions_mut().insert(handle.clone());
-        router.clone().oneshot(req)
+        let routed: BoxFuture<'static, _> = router.clone().oneshot(req).boxed();
+        Either::Right(routed)
     });
-    let conn = builder
-        .serve_connection(TokioIo::new(io), service)
-        .with_upgrades();
-    tokio::pin!(conn);
+    // `poll_without_shutdown`: when the HTTP exchange is over (a `101`, a close-delimited
+    // response, keep-alive off, the client done), the connection hands its socket back
+    // instead of shutting it, so a push session can take it over.
+    let mut conn = builder.serve_connection(TokioIo::new(io), service);
     let result = tokio::select! {
-        r = conn.as_mut() => r,
+        r = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => r,
         _ = kill.cancelled() => return,
         _ = shutdown.cancelled() => {
-            conn.as_mut().graceful_shutdown();
+            Pin::new(&mut conn).graceful_shutdown();
             tokio::select! {
-                r = conn.as_mut() => r,
+                r = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => r,
                 _ = kill.cancelled() => return,
             }
         }
@@ -180,6 +285,22 @@ async fn connection(
     if let Err(e) = result {
         // Header timeouts, oversized heads, clients that vanished: the client's problem.
         tracing::debug!(client = %peer, error = %e, "connection ended with an error");
+        return;
+    }
+    let parts = conn.into_parts();
+    let io = parts.io.into_inner();
+    match taken.taken() {
+        Some(then) => then(
+            Socket {
+                stream: io.inner,
+                _counted: Some(io.counted),
+            },
+            parts.read_buf,
+        ),
+        None => {
+            let mut io = io;
+            let _ = tokio::time::timeout(REFUSAL_TIMEOUT, io.shutdown()).await;
+        }
     }
 }
 
@@ -206,14 +327,20 @@ fn is_connection_error(e: &io::Error) -> bool {
 }
 
 /// A connection's socket holding its connection slot: the slot is freed when the socket
-/// is dropped, also when it lives on as an upgraded WebSocket.
+/// is dropped, also when it lives on in a push session ([`Socket`]).
 struct CountedIo {
     inner: TcpStream,
+    counted: Counted,
+}
+
+/// A connection's slot and its count in the open-connections gauge.
+#[derive(Debug)]
+struct Counted {
     open: Gauge,
     _slot: OwnedSemaphorePermit,
 }
 
-impl Drop for CountedIo {
+impl Drop for Counted {
     fn drop(&mut self) {
         self.open.dec();
     }

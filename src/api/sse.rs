@@ -4,35 +4,26 @@
 //! compact JSON has no newlines); heartbeats are comment lines. `Last-Event-ID` (or
 //! `?epoch=&revision=`) resumes like the WebSocket does.
 //!
-//! The session is the shared push driver ([`super::push::run`]) in a task of its own,
-//! writing into a one-chunk channel that the response body drains: the channel is full
-//! while the socket is, so the driver's write timeout applies as it does to WebSocket. A
-//! timed-out session drops its connection ([`super::serve::ConnectionHandle`]).
-
-use std::convert::Infallible;
-use std::fmt::Write as _;
+//! The stream is close-delimited: hyper writes the response head (`HTTP/1.0 200`, so no
+//! chunked encoding and no keep-alive), then hands the socket to the shared push driver
+//! ([`super::push::run`]), which writes every event as the same bytes to every subscriber
+//! (framed once per message). The stream ends when the session does (the socket closes).
+//! Clients send nothing after the request; whatever they send is discarded, and their
+//! end of stream ends the session.
 
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderValue, Method, Version};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
-use bytes::{Bytes, BytesMut};
-use tokio::sync::mpsc;
+use bytes::Bytes;
 
 use super::client_addr::ClientIp;
 use super::error::{ApiError, Result};
-use super::push::{self, transport, Gone, Incoming, Outgoing, SessionContext, Transport};
+use super::push::{self, transport, Incoming, Reader, SessionContext, Transport};
 use super::serve::ConnectionHandle;
 use super::{pool_id, query_pairs, resume_params, ApiState};
-use origin_discovery_core::hub::Subscription;
-
-/// Browsers reconnect an EventSource after this many milliseconds (default would be ~3 s).
-const RETRY_MS: u32 = 500;
-
-/// Initial size of a session's event buffer; events are encoded into it and split off, so
-/// it is reallocated only when a large snapshot does not fit.
-const EVENT_BUFFER: usize = 4 * 1024;
+use origin_discovery_core::hub::{Encoded, Subscription, Wire};
 
 /// The SSE handler.
 #[utoipa::path(
@@ -54,6 +45,7 @@ pub async fn events(
     RawQuery(query): RawQuery,
     client: ClientIp,
     connection: Option<Extension<ConnectionHandle>>,
+    method: Method,
     headers: HeaderMap,
 ) -> Result<Response> {
     let id = pool_id(&ns, &svc)?;
@@ -62,44 +54,49 @@ pub async fn events(
         None => resume_params(&query_pairs(query.as_deref()))?,
     };
     let channel = state.hub.pool(&id).ok_or(ApiError::UnknownPool(id))?;
+    let head = [
+        (
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        ),
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        // Tell nginx-style proxies not to buffer the stream.
+        (
+            header::HeaderName::from_static("x-accel-buffering"),
+            HeaderValue::from_static("no"),
+        ),
+    ];
+    if method == Method::HEAD {
+        return Ok(head.into_response());
+    }
+    let Some(Extension(connection)) = connection else {
+        return Err(ApiError::UpgradeRequired(
+            "this connection cannot carry an event stream".into(),
+        ));
+    };
     let permit = push::admit(&state, client.0, transport::SSE)?;
     let sub = Subscription::new(channel, resume.as_ref().map(|(e, r)| (e.as_str(), *r)));
     let ctx = SessionContext::from_state(&state);
-    // One chunk in the channel at a time: the driver's write waits while the body has not
-    // taken the previous one.
-    let (tx, rx) = mpsc::channel::<Bytes>(1);
-    let mut sse = SseTransport {
-        tx,
-        buf: BytesMut::with_capacity(EVENT_BUFFER),
-        epoch: state.hub.epoch().to_string(),
-        started: false,
-        connection: connection.map(|Extension(c)| c),
-    };
-    state.sessions.spawn(async move {
-        let _permit = permit;
-        let end = push::run(&mut sse, transport::SSE, sub, &ctx).await;
-        tracing::debug!(%client, ?end, "sse session ended");
-    });
-    let body = futures::stream::unfold(rx, |mut rx| async move {
-        let chunk = rx.recv().await?;
-        Some((Ok::<_, Infallible>(chunk), rx))
-    });
-    Ok((
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/event-stream"),
-            ),
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
-            // Tell nginx-style proxies not to buffer the stream.
-            (
-                header::HeaderName::from_static("x-accel-buffering"),
-                HeaderValue::from_static("no"),
-            ),
-        ],
-        Body::from_stream(body),
+    let sessions = state.sessions.clone();
+    connection.take_over(Box::new(move |socket, early| {
+        sessions.spawn(async move {
+            let _permit = permit;
+            let end = push::run::<SseTransport>(socket, early, sub, &ctx).await;
+            tracing::debug!(%client, ?end, "sse session ended");
+        });
+    }));
+    // An HTTP/1.0 response of unknown length is close-delimited: hyper writes the head,
+    // ends the exchange when the (empty) body does, and lets go of the socket.
+    let mut response = (
+        head,
+        [(header::CONNECTION, HeaderValue::from_static("close"))],
+        Body::from_stream(futures::stream::empty::<
+            std::result::Result<Bytes, std::io::Error>,
+        >()),
     )
-        .into_response())
+        .into_response();
+    *response.version_mut() = Version::HTTP_10;
+    Ok(response)
 }
 
 /// `<epoch>-<revision>` as sent in `id:`.
@@ -109,53 +106,59 @@ fn parse_event_id(id: &str) -> Result<(String, u64)> {
     Ok((epoch.to_string(), revision.parse().map_err(|_| bad())?))
 }
 
-/// SSE framing into the response body's channel.
-struct SseTransport {
-    tx: mpsc::Sender<Bytes>,
-    buf: BytesMut,
-    epoch: String,
-    started: bool,
-    connection: Option<ConnectionHandle>,
-}
+/// SSE framing: `id:` + `data:` events, `: heartbeat` comments.
+pub struct SseTransport;
 
 impl Transport for SseTransport {
-    async fn send(&mut self, out: Outgoing<'_>) -> std::result::Result<(), Gone> {
-        let buf = &mut self.buf;
-        match out {
-            Outgoing::Frame(frame) => {
-                buf.reserve(frame.bytes.len() + self.epoch.len() + 48);
-                if !self.started {
-                    self.started = true;
-                    let _ = writeln!(buf, "retry: {RETRY_MS}");
-                }
-                let _ = write!(buf, "id: {}-{}\ndata: ", self.epoch, frame.revision);
-                buf.extend_from_slice(&frame.bytes);
-                buf.extend_from_slice(b"\n\n");
-            }
-            Outgoing::Heartbeat(revision) => {
-                let _ = write!(buf, ": heartbeat {revision}\n\n");
-            }
-            // No client → server channel, so never asked.
-            Outgoing::Pong(_) => return Ok(()),
-        }
-        let chunk = buf.split().freeze();
-        self.tx.send(chunk).await.map_err(|_| Gone)
+    const NAME: &'static str = transport::SSE;
+    const WIRE: Wire = Wire::Sse;
+    const PREAMBLE: &'static [u8] = RETRY;
+    const CLOSE_HANDSHAKE: bool = false;
+    type Reader = Discard;
+
+    fn frame(message: &Encoded, epoch: &str) -> Bytes {
+        event(epoch, message.revision(), message.json())
     }
 
-    async fn recv(&mut self) -> Incoming {
-        // The body is dropped when the client goes away.
-        self.tx.closed().await;
-        Incoming::Gone
+    fn heartbeat(revision: u64) -> Bytes {
+        Bytes::from(format!(": heartbeat {revision}\n\n"))
     }
 
-    async fn close(&mut self, _code: u16, _reason: &'static str) {
-        // The stream ends when the transport (its sender) is dropped.
+    fn pong(_revision: u64) -> Option<Bytes> {
+        None
     }
 
-    fn abort(&mut self) {
-        if let Some(c) = &self.connection {
-            c.close();
-        }
+    fn close(_code: u16, _reason: &str) -> Option<Bytes> {
+        None
+    }
+}
+
+/// Written once, before the first event: browsers reconnect an EventSource after 500 ms
+/// (the default would be about 3 s).
+const RETRY: &[u8] = b"retry: 500\n";
+
+/// One event: `id: <epoch>-<revision>\ndata: <json>\n\n`.
+pub fn event(epoch: &str, revision: u64, json: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(json.len() + epoch.len() + 32);
+    out.extend_from_slice(b"id: ");
+    out.extend_from_slice(epoch.as_bytes());
+    out.push(b'-');
+    out.extend_from_slice(revision.to_string().as_bytes());
+    out.extend_from_slice(b"\ndata: ");
+    out.extend_from_slice(json);
+    out.extend_from_slice(b"\n\n");
+    Bytes::from(out)
+}
+
+/// SSE clients send nothing after their request: anything they do send is discarded.
+#[derive(Debug, Default)]
+pub struct Discard;
+
+impl Reader for Discard {
+    fn input(&mut self, _data: &[u8], _out: &mut Vec<Incoming>) {}
+
+    fn input_closing(&mut self, _data: &[u8]) -> bool {
+        false
     }
 }
 
@@ -168,5 +171,15 @@ mod tests {
         assert_eq!(parse_event_id("abc123-42").unwrap(), ("abc123".into(), 42));
         assert!(parse_event_id("abc").is_err());
         assert!(parse_event_id("abc-x").is_err());
+    }
+
+    #[test]
+    fn events_carry_the_id_and_one_data_line() {
+        assert_eq!(
+            &event("e1", 7, br#"{"type":"delta"}"#)[..],
+            b"id: e1-7\ndata: {\"type\":\"delta\"}\n\n"
+        );
+        assert_eq!(RETRY, b"retry: 500\n");
+        assert_eq!(&SseTransport::heartbeat(3)[..], b": heartbeat 3\n\n");
     }
 }

@@ -2,8 +2,10 @@
 //!
 //! Each pool has a `watch` channel holding an immutable [`PoolView`] per revision — the
 //! latest state, not an event queue — plus a bounded log of recent deltas for resuming
-//! subscribers. Every message is serialized once per revision ([`Bytes`], shared by every
-//! subscriber); snapshots are serialized lazily, on first request, and then shared.
+//! subscribers. Every message is serialized once per revision ([`Encoded`], shared by every
+//! subscriber), and framed once per wire format (a WebSocket frame, an SSE event) on first
+//! use; snapshots, stale and removed messages are serialized lazily, on first request, and
+//! then shared.
 //!
 //! Slow subscribers: a [`Subscription`] only ever holds the latest view. One that falls
 //! behind catches up from the delta log when the gap is small and still logged, or gets a
@@ -22,7 +24,63 @@ use crate::messages::Message;
 use crate::model::{Origin, OriginState, PoolChange, PoolId, Snapshot};
 
 /// Most deltas a lagging subscriber is replayed before a snapshot is cheaper.
-const MAX_CATCH_UP: usize = 64;
+pub const MAX_CATCH_UP: usize = 64;
+
+/// The wire formats a message is framed in; each has one cache slot per [`Encoded`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Wire {
+    /// A WebSocket text frame (header + payload).
+    WebSocket = 0,
+    /// A Server-Sent Events event.
+    Sse = 1,
+}
+
+const WIRES: usize = 2;
+
+/// One push message, serialized once and shared by every subscriber it goes to, with one
+/// lazily built copy per [`Wire`] (the transports frame a message once, not once per
+/// subscriber). Cloning is a reference-count increment.
+#[derive(Clone, Debug)]
+pub struct Encoded(Arc<EncodedInner>);
+
+#[derive(Debug)]
+struct EncodedInner {
+    json: Bytes,
+    revision: u64,
+    wires: [OnceLock<Bytes>; WIRES],
+}
+
+impl Encoded {
+    /// Serializes `message`; `revision` is where a subscriber is after receiving it.
+    pub fn new(message: &Message, revision: u64) -> Self {
+        Self(Arc::new(EncodedInner {
+            json: message.encode(),
+            revision,
+            wires: Default::default(),
+        }))
+    }
+
+    /// The message's JSON text.
+    pub fn json(&self) -> &Bytes {
+        &self.0.json
+    }
+
+    /// The revision a subscriber is at after this message (the SSE event id's).
+    pub fn revision(&self) -> u64 {
+        self.0.revision
+    }
+
+    /// The message framed for `wire`: built by `frame` on the first call, shared by every
+    /// later one. Each wire has one transport, so one framing function per slot.
+    pub fn framed(&self, wire: Wire, frame: impl FnOnce(&Encoded) -> Bytes) -> &Bytes {
+        self.0.wires[wire as usize].get_or_init(|| frame(self))
+    }
+
+    /// Whether two handles share one encoding.
+    pub fn ptr_eq(&self, other: &Encoded) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
 
 /// One pool at one revision. Immutable once published.
 #[derive(Debug)]
@@ -32,11 +90,14 @@ pub struct PoolView {
     /// The pool is gone; this is its last view.
     pub removed: bool,
     /// The encoded delta message that produced this revision (`None` for a pool's first view).
-    pub delta: Option<Bytes>,
+    pub delta: Option<Encoded>,
     /// When the watch event behind this revision arrived (push latency start).
     pub received: Option<Instant>,
-    snapshot_message: OnceLock<Bytes>,
+    snapshot_message: OnceLock<Encoded>,
+    stale_message: OnceLock<Encoded>,
+    removed_message: OnceLock<Encoded>,
     snapshot_body: OnceLock<Bytes>,
+    etag: OnceLock<Bytes>,
 }
 
 impl PoolView {
@@ -47,7 +108,10 @@ impl PoolView {
             delta: None,
             received: None,
             snapshot_message: OnceLock::new(),
+            stale_message: OnceLock::new(),
+            removed_message: OnceLock::new(),
             snapshot_body: OnceLock::new(),
+            etag: OnceLock::new(),
         }
     }
 
@@ -57,9 +121,46 @@ impl PoolView {
     }
 
     /// `{"type":"snapshot",…}` for WebSocket and SSE, serialized once.
-    pub fn snapshot_message(&self) -> Bytes {
+    pub fn snapshot_message(&self) -> Encoded {
         self.snapshot_message
-            .get_or_init(|| Message::Snapshot(self.snapshot.clone()).encode())
+            .get_or_init(|| {
+                Encoded::new(
+                    &Message::Snapshot(self.snapshot.clone()),
+                    self.snapshot.revision,
+                )
+            })
+            .clone()
+    }
+
+    /// `{"type":"stale",…}` with this view's flag, for a subscriber at this revision,
+    /// serialized once.
+    pub fn stale_message(&self) -> Encoded {
+        self.stale_message
+            .get_or_init(|| {
+                let snap = &self.snapshot;
+                let message = Message::Stale {
+                    pool: snap.pool.clone(),
+                    epoch: snap.epoch.clone(),
+                    revision: snap.revision,
+                    stale: snap.stale,
+                };
+                Encoded::new(&message, snap.revision)
+            })
+            .clone()
+    }
+
+    /// `{"type":"removed",…}` at this revision, serialized once.
+    pub fn removed_message(&self) -> Encoded {
+        self.removed_message
+            .get_or_init(|| {
+                let snap = &self.snapshot;
+                let message = Message::Removed {
+                    pool: snap.pool.clone(),
+                    epoch: snap.epoch.clone(),
+                    revision: snap.revision,
+                };
+                Encoded::new(&message, snap.revision)
+            })
             .clone()
     }
 
@@ -76,6 +177,11 @@ impl PoolView {
     pub fn etag(&self) -> String {
         format!("\"{}-{}\"", self.snapshot.epoch, self.snapshot.revision)
     }
+
+    /// [`Self::etag`] as shared bytes, formatted once.
+    pub fn etag_bytes(&self) -> Bytes {
+        self.etag.get_or_init(|| Bytes::from(self.etag())).clone()
+    }
 }
 
 /// A pool's publication point.
@@ -83,7 +189,7 @@ impl PoolView {
 pub struct PoolChannel {
     tx: watch::Sender<Arc<PoolView>>,
     /// Recent deltas `(revision, message)`, oldest first, at most `capacity`.
-    log: Mutex<VecDeque<(u64, Bytes)>>,
+    log: Mutex<VecDeque<(u64, Encoded)>>,
     capacity: usize,
 }
 
@@ -99,7 +205,7 @@ impl PoolChannel {
     }
 
     /// The logged deltas after `revision` up to the newest, if the log still covers them.
-    pub fn deltas_after(&self, revision: u64) -> Option<Vec<(u64, Bytes)>> {
+    pub fn deltas_after(&self, revision: u64) -> Option<Vec<(u64, Encoded)>> {
         let log = self.log.lock().expect("delta log lock poisoned");
         let newest = log
             .back()
@@ -267,7 +373,8 @@ impl Hub {
                 view.snapshot.revision = delta.revision;
                 view.snapshot.origins =
                     apply_delta(&prev.snapshot.origins, &delta.upsert, &delta.remove);
-                view.delta = Some(Message::Delta(delta).encode());
+                let revision = delta.revision;
+                view.delta = Some(Encoded::new(&Message::Delta(delta), revision));
                 view.received = Some(received);
                 channel.publish(view);
             }
@@ -301,8 +408,8 @@ fn apply_delta(prev: &[Origin], upsert: &[Origin], remove: &[String]) -> Arc<[Or
 /// What a subscription sends next.
 #[derive(Clone, Debug)]
 pub struct Frame {
-    /// Encoded message.
-    pub bytes: Bytes,
+    /// The message, encoded once for every subscriber it goes to.
+    pub message: Encoded,
     /// Revision the subscriber is at after this frame.
     pub revision: u64,
     /// For deltas: when the triggering watch event arrived (push latency start).
@@ -328,7 +435,7 @@ pub enum FrameKind {
 /// sessions pull [`Frame`]s from it.
 ///
 /// Bounded by construction: it holds the latest view and at most one catch-up batch
-/// (≤ [`MAX_CATCH_UP`] shared `Bytes` handles); everything else is shared with the hub.
+/// (≤ [`MAX_CATCH_UP`] shared [`Encoded`] handles); everything else is shared with the hub.
 #[derive(Debug)]
 pub struct Subscription {
     channel: Arc<PoolChannel>,
@@ -368,18 +475,55 @@ impl Subscription {
         sub
     }
 
+    /// A subscription for a subscriber that was sent everything up to `revision` of this
+    /// epoch with stale flag `stale` (by another writer): the first frames are what it
+    /// missed since — deltas from the log, or a snapshot when the log no longer covers
+    /// the gap — and nothing if it is current.
+    pub fn resume_at(channel: Arc<PoolChannel>, revision: u64, stale: bool) -> Self {
+        let mut rx = channel.watch();
+        let view = rx.borrow_and_update().clone();
+        let mut sub = Self {
+            channel,
+            rx,
+            revision,
+            stale,
+            pending: VecDeque::new(),
+            done: false,
+        };
+        if revision > view.snapshot.revision {
+            // Cannot happen within one epoch; start over rather than trust it.
+            sub.push_snapshot(&view);
+        } else {
+            sub.catch_up(&view);
+        }
+        sub
+    }
+
     /// The revision the subscriber has been sent up to.
     pub fn revision(&self) -> u64 {
         self.revision
     }
 
+    /// The stale flag the subscriber has been sent.
+    pub fn stale(&self) -> bool {
+        self.stale
+    }
+
+    /// The pool's channel.
+    pub fn channel(&self) -> &Arc<PoolChannel> {
+        &self.channel
+    }
+
+    /// Whether everything published so far has been handed out: nothing pending, no newer
+    /// view, and the pool not gone.
+    pub fn is_current(&self) -> bool {
+        self.pending.is_empty() && !self.done && matches!(self.rx.has_changed(), Ok(false))
+    }
+
     /// The next frame to send; `None` once the pool is gone and its `removed` frame was sent.
     pub async fn next(&mut self) -> Option<Frame> {
         loop {
-            if let Some(f) = self.pending.pop_front() {
-                if f.kind == FrameKind::Removed {
-                    self.done = true;
-                }
+            if let Some(f) = self.pop() {
                 return Some(f);
             }
             if self.done {
@@ -396,6 +540,38 @@ impl Subscription {
         }
     }
 
+    /// The next frame if one is ready now, without waiting for a new revision; `None`
+    /// when the subscriber is current (see [`Self::is_current`]) or done.
+    pub fn try_next(&mut self) -> Option<Frame> {
+        loop {
+            if let Some(f) = self.pop() {
+                return Some(f);
+            }
+            if self.done {
+                return None;
+            }
+            match self.rx.has_changed() {
+                Ok(false) => return None,
+                Ok(true) => {
+                    let view = self.rx.borrow_and_update().clone();
+                    self.catch_up(&view);
+                }
+                Err(_) => {
+                    let view = self.channel.current();
+                    self.push_removed(&view);
+                }
+            }
+        }
+    }
+
+    fn pop(&mut self) -> Option<Frame> {
+        let f = self.pending.pop_front()?;
+        if f.kind == FrameKind::Removed {
+            self.done = true;
+        }
+        Some(f)
+    }
+
     fn catch_up(&mut self, view: &PoolView) {
         let snap = &view.snapshot;
         if snap.revision > self.revision {
@@ -409,10 +585,10 @@ impl Subscription {
             match replay {
                 Some(deltas) => {
                     let last = deltas.len() - 1;
-                    for (i, (revision, bytes)) in deltas.into_iter().enumerate() {
+                    for (i, (revision, message)) in deltas.into_iter().enumerate() {
                         let received = if i == last { view.received } else { None };
                         self.pending.push_back(Frame {
-                            bytes,
+                            message,
                             revision,
                             received,
                             kind: FrameKind::Delta,
@@ -425,15 +601,21 @@ impl Subscription {
         }
         if snap.stale != self.stale {
             self.stale = snap.stale;
-            let bytes = Message::Stale {
-                pool: snap.pool.clone(),
-                epoch: snap.epoch.clone(),
-                revision: self.revision,
-                stale: snap.stale,
-            }
-            .encode();
+            // Normally the subscriber is now at this view's revision and gets the view's
+            // shared message; the log can be a revision ahead of the view borrowed.
+            let message = if self.revision == snap.revision {
+                view.stale_message()
+            } else {
+                let message = Message::Stale {
+                    pool: snap.pool.clone(),
+                    epoch: snap.epoch.clone(),
+                    revision: self.revision,
+                    stale: snap.stale,
+                };
+                Encoded::new(&message, self.revision)
+            };
             self.pending.push_back(Frame {
-                bytes,
+                message,
                 revision: self.revision,
                 received: None,
                 kind: FrameKind::Stale,
@@ -449,7 +631,7 @@ impl Subscription {
         self.stale = view.snapshot.stale;
         self.pending.clear();
         self.pending.push_back(Frame {
-            bytes: view.snapshot_message(),
+            message: view.snapshot_message(),
             revision: view.snapshot.revision,
             received: None,
             kind: FrameKind::Snapshot,
@@ -467,16 +649,9 @@ impl Subscription {
         {
             return;
         }
-        let snap = &view.snapshot;
-        let bytes = Message::Removed {
-            pool: snap.pool.clone(),
-            epoch: snap.epoch.clone(),
-            revision: snap.revision,
-        }
-        .encode();
         self.pending.push_back(Frame {
-            bytes,
-            revision: snap.revision,
+            message: view.removed_message(),
+            revision: view.snapshot.revision,
             received: None,
             kind: FrameKind::Removed,
         });
