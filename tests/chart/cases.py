@@ -65,6 +65,8 @@ MATRIX: dict[str, dict[str, Any]] = {
         "maxSubscribers": 50000,
         "maxSubscribersPerIp": 200,
         "deltaLog": 4096,
+        "probes": {"default": "http", "interval": "1s", "timeout": "300ms", "failures": 3,
+                   "successes": 2, "panicThreshold": 75},
         "corsAllowOrigins": ["https://player.example.com", "*"],
         "shutdownTimeout": "20s",
         "terminationGracePeriodSeconds": 45,
