@@ -14,14 +14,16 @@
 //!   synchronise. A target's probes never overlap (with a timeout longer than the interval
 //!   the next one starts when the previous ends).
 //! - **Bounds**: at most [`MAX_IN_FLIGHT`] probes run at once; a probe waits for a permit,
-//!   so under overload schedules slip rather than pile up. Sockets: one kept-alive
-//!   connection per HTTP target (hyper-util's pool, at most one idle connection per
-//!   `ip:port`, closed after three idle intervals) plus at most one per in-flight probe —
-//!   at most `targets + MAX_IN_FLIGHT` in all. Results pass through a queue of
+//!   so under overload schedules slip rather than pile up. Sockets: each HTTP target's
+//!   task keeps one connection to its origin (dropped after a failure, a timeout or
+//!   `Connection: close`, re-opened by the next probe); a TCP probe holds its socket only
+//!   while in flight — at most one socket per target, so `targets` in all, of which at
+//!   most [`MAX_IN_FLIGHT`] are busy. Results pass through a queue of
 //!   [`RESULT_QUEUE`] entries to one task that applies them in batches under one index lock;
 //!   when the queue is full the probe tasks wait for it (nothing is dropped).
-//! - **Cost**: about one task, one timer and one idle socket per target; `benches/probe_bench`
-//!   measures 5,000 HTTP origins at the default interval.
+//! - **Runtime**: a thread of its own with a single-threaded runtime ([`Prober`]).
+//! - **Cost**: one task, one timer, one socket and a small buffer per target;
+//!   `benches/probe_bench` measures 5,000 HTTP origins at the default interval.
 
 pub mod check;
 pub mod config;
@@ -33,13 +35,13 @@ use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
 use rand::Rng;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
 
 use crate::metrics::{Metrics, ProbeResultLabels};
 use crate::shared::Shared;
-use check::{HttpClient, Outcome};
+use check::{HttpProbe, Outcome};
 use config::ProbeArgs;
 use origin_discovery_core::index::ProbeTarget;
 use origin_discovery_core::signals::{ProbeKind, ProbeResult, Stamp};
@@ -59,27 +61,88 @@ pub enum Error {
     /// A probe task panicked (a bug).
     #[error("a probe task panicked: {0}")]
     Panicked(#[source] tokio::task::JoinError),
+    /// Its thread or runtime could not be started.
+    #[error("starting the prober thread: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// It stopped without an error (its handle was dropped, or it panicked).
+    #[error("the prober stopped")]
+    Stopped,
 }
 
-/// Sets the index's probe policy from the flags and spawns the prober into `tasks` (a
-/// critical task: it never ends on its own).
+/// Sets the index's probe policy from the flags, starts the prober and adds a task to
+/// `tasks` that ends (with an error) only if the prober does, and stops the prober when it
+/// is aborted (a critical task, like the sources).
 pub fn spawn(tasks: &mut JoinSet<anyhow::Result<()>>, shared: &Arc<Shared>, args: &ProbeArgs) {
     shared.stage(|idx| idx.set_probe_policy(args.policy(), Stamp::now()));
-    let shared = shared.clone();
-    let args = args.clone();
-    tasks.spawn(async move {
-        let span = tracing::info_span!("prober");
-        tracing::Instrument::instrument(run(shared, args), span)
-            .await
-            .map_err(anyhow::Error::from)
-    });
+    let prober = Prober::start(shared.clone(), args.clone());
+    tasks.spawn(async move { prober.wait().await.map_err(anyhow::Error::from) });
 }
 
-/// Runs the prober: keeps one probe task per target and applies their results.
-pub async fn run(shared: Arc<Shared>, args: ProbeArgs) -> Result<(), Error> {
+/// A running prober: a thread of its own with a single-threaded tokio runtime, so that its
+/// many short probe tasks never wake the API's worker threads (and it can never use more
+/// than one core). Dropping the handle stops it.
+#[derive(Debug)]
+pub struct Prober {
+    /// Dropped to stop the prober.
+    _stop: oneshot::Sender<()>,
+    /// Its result, should it end.
+    ended: oneshot::Receiver<Result<(), Error>>,
+}
+
+impl Prober {
+    /// Starts the prober thread.
+    pub fn start(shared: Arc<Shared>, args: ProbeArgs) -> Self {
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let (ended_tx, ended_rx) = oneshot::channel();
+        let thread = std::thread::Builder::new()
+            .name("prober".into())
+            .spawn(move || {
+                let result = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(Error::Runtime)
+                    .and_then(|rt| {
+                        let span = tracing::info_span!("prober");
+                        rt.block_on(tracing::Instrument::instrument(
+                            run(shared, args, stop_rx),
+                            span,
+                        ))
+                    });
+                let _ = ended_tx.send(result);
+            });
+        if let Err(e) = thread {
+            let (tx, rx) = oneshot::channel();
+            let _ = tx.send(Err(Error::Runtime(e)));
+            return Self {
+                _stop: stop_tx,
+                ended: rx,
+            };
+        }
+        Self {
+            _stop: stop_tx,
+            ended: ended_rx,
+        }
+    }
+
+    /// Resolves only when the prober ended: with its error, or [`Error::Stopped`].
+    pub async fn wait(self) -> Result<(), Error> {
+        let Self { _stop, ended } = self;
+        match ended.await {
+            Ok(Ok(())) | Err(_) => Err(Error::Stopped),
+            Ok(Err(e)) => Err(e),
+        }
+    }
+}
+
+/// Runs the prober until `stop` resolves or is dropped: keeps one probe task per target
+/// and applies their results.
+pub async fn run(
+    shared: Arc<Shared>,
+    args: ProbeArgs,
+    mut stop: oneshot::Receiver<()>,
+) -> Result<(), Error> {
     let (tx, mut rx) = mpsc::channel(RESULT_QUEUE);
     let ctx = Arc::new(Context {
-        client: check::http_client(args.probe_interval, args.probe_timeout),
         permits: Semaphore::new(MAX_IN_FLIGHT),
         results: tx,
         interval: args.probe_interval,
@@ -104,6 +167,7 @@ pub async fn run(shared: Arc<Shared>, args: ProbeArgs) -> Result<(), Error> {
     let mut batch = Vec::with_capacity(BATCH);
     loop {
         tokio::select! {
+            _ = &mut stop => return Ok(()),
             _ = refresh.tick() => {
                 if let Some((rev, targets)) = shared.probe_targets(revision) {
                     revision = Some(rev);
@@ -155,7 +219,6 @@ fn reconcile(
 
 /// What every probe task shares.
 struct Context {
-    client: HttpClient,
     permits: Semaphore,
     results: mpsc::Sender<(Arc<ProbeTarget>, ProbeResult)>,
     interval: Duration,
@@ -209,7 +272,7 @@ async fn probe_loop(ctx: Arc<Context>, target: Arc<ProbeTarget>) {
         .parse::<IpAddr>()
         .ok()
         .map(|ip| SocketAddr::new(ip, target.port));
-    let uri = addr.and_then(|a| check::probe_uri(a, &target.path));
+    let mut http = addr.map(|a| HttpProbe::new(a, &target.path));
     let mut next = Instant::now() + ctx.interval.mul_f64(rand::rng().random::<f64>());
     loop {
         tokio::time::sleep_until(next).await;
@@ -217,16 +280,23 @@ async fn probe_loop(ctx: Arc<Context>, target: Arc<ProbeTarget>) {
             let _permit = ctx.permits.acquire().await.expect("never closed");
             let started = Instant::now();
             let probe = async {
-                match (target.kind, addr, &uri) {
+                match (target.kind, addr, http.as_mut()) {
                     (ProbeKind::Tcp, Some(addr), _) => check::tcp(addr).await,
-                    (ProbeKind::Http, _, Some(uri)) => check::http(&ctx.client, uri).await,
+                    (ProbeKind::Http, _, Some(http)) => http.probe().await,
                     // An address that is not an IP (slices of FQDN type are never targets).
                     _ => Outcome::Error,
                 }
             };
-            let outcome = tokio::time::timeout(ctx.timeout, probe)
-                .await
-                .unwrap_or(Outcome::Timeout);
+            let outcome = match tokio::time::timeout(ctx.timeout, probe).await {
+                Ok(outcome) => outcome,
+                Err(_) => {
+                    // Cut short mid-exchange: the connection's state is unknown.
+                    if let Some(http) = http.as_mut() {
+                        http.reset();
+                    }
+                    Outcome::Timeout
+                }
+            };
             ctx.metrics
                 .probe_duration
                 .observe(started.elapsed().as_secs_f64());
