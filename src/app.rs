@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::api::limits::Limiter;
+use crate::api::serve::{serve, ServeConfig};
 use crate::api::{self, ApiConfig, ApiState};
 use crate::config::ControllerArgs;
 use crate::metrics::Metrics;
@@ -25,6 +26,10 @@ use crate::sources::{self, Source};
 use origin_discovery_core::hub::Hub;
 use origin_discovery_core::index::IndexConfig;
 use origin_discovery_core::signals::Stamp;
+
+/// Most open connections on the admin port: probes and scrapes need few, and a flood of
+/// the public port never takes these.
+pub const ADMIN_MAX_CONNECTIONS: usize = 256;
 
 /// Everything `run` needs besides a kube client.
 #[derive(Clone, Debug)]
@@ -57,11 +62,8 @@ pub struct Running {
 /// Starts every task and binds both listeners.
 pub async fn start(settings: Settings, client: Client) -> anyhow::Result<Running> {
     let args = &settings.controller;
-    if let Some(ns) = &args.namespace {
-        if let Some(other) = args.services.iter().find(|p| p.namespace != *ns) {
-            anyhow::bail!("--service {other} is outside --namespace {ns}");
-        }
-    }
+    // `Cli::parse_args` checks this already; callers building the flags themselves too.
+    args.check().map_err(anyhow::Error::msg)?;
     // Bind first: a taken port is a clear error before anything starts watching.
     let api_listener = TcpListener::bind(settings.listen)
         .await
@@ -91,15 +93,17 @@ pub async fn start(settings: Settings, client: Client) -> anyhow::Result<Running
     spawn_source(
         &mut tasks,
         &shared,
+        &client,
         sources::services::Services { explicit },
-        api::<Service>(&client, ns),
+        |c| api::<Service>(c, ns),
         watcher::Config::default(),
     );
     spawn_source(
         &mut tasks,
         &shared,
+        &client,
         sources::endpointslices::EndpointSlices,
-        api::<EndpointSlice>(&client, ns),
+        |c| api::<EndpointSlice>(c, ns),
         watcher::Config::default().labels(crate::convert::SERVICE_NAME_LABEL),
     );
     let mut pod_config = watcher::Config::default();
@@ -109,23 +113,26 @@ pub async fn start(settings: Settings, client: Client) -> anyhow::Result<Running
     spawn_source(
         &mut tasks,
         &shared,
+        &client,
         sources::pods::Pods::default(),
-        api::<Pod>(&client, ns),
+        |c| api::<Pod>(c, ns),
         pod_config,
     );
     if args.node_signals {
         spawn_source(
             &mut tasks,
             &shared,
+            &client,
             sources::nodes::Nodes,
-            Api::<Node>::all(client.clone()),
+            |c| Api::<Node>::all(c.clone()),
             watcher::Config::default(),
         );
         spawn_source(
             &mut tasks,
             &shared,
+            &client,
             sources::nodes::NodeLeases,
-            Api::<Lease>::namespaced(client.clone(), sources::nodes::NODE_LEASE_NAMESPACE),
+            |c| Api::<Lease>::namespaced(c.clone(), sources::nodes::NODE_LEASE_NAMESPACE),
             watcher::Config::default(),
         );
         let c = shared.clone();
@@ -146,25 +153,36 @@ pub async fn start(settings: Settings, client: Client) -> anyhow::Result<Running
         config: Arc::new(ApiConfig {
             heartbeat_interval: args.heartbeat_interval,
             cors_allow_origins: args.cors_allow_origins.clone(),
+            trusted_proxies: args.trusted_proxies.clone(),
+            write_timeout: args.write_timeout,
         }),
         limiter: Limiter::new(args.max_subscribers, args.max_subscribers_per_ip),
         shutdown: shutdown.clone(),
         sessions: sessions.clone(),
     };
-    let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let app = api::router(state);
+    let api_serve = ServeConfig {
+        port: "api",
+        header_read_timeout: args.header_read_timeout,
+        max_header_bytes: args.max_header_bytes,
+        max_connections: args.max_connections,
+    };
+    let admin_serve = ServeConfig {
+        port: "admin",
+        max_connections: ADMIN_MAX_CONNECTIONS,
+        ..api_serve.clone()
+    };
     let mut servers = JoinSet::new();
-    let token = shutdown.clone();
+    let (token, m) = (shutdown.clone(), metrics.clone());
     servers.spawn(async move {
-        axum::serve(api_listener, app)
-            .with_graceful_shutdown(token.cancelled_owned())
+        serve(api_listener, app, api_serve, &m, token)
             .await
             .context("public API server")
     });
-    let admin = crate::admin::router(hub, metrics);
-    let token = shutdown.clone();
+    let admin = crate::admin::router(hub, metrics.clone());
+    let (token, m) = (shutdown.clone(), metrics);
     servers.spawn(async move {
-        axum::serve(admin_listener, admin)
-            .with_graceful_shutdown(token.cancelled_owned())
+        serve(admin_listener, admin, admin_serve, &m, token)
             .await
             .context("admin server")
     });
@@ -186,6 +204,8 @@ impl Running {
     /// the shutdown timeout) or a critical task ends (an error: readiness drops first).
     pub async fn wait(mut self) -> anyhow::Result<()> {
         let result = tokio::select! {
+            // Servers end by themselves once shut down: that is no failure.
+            biased;
             _ = self.shutdown.cancelled() => Ok(()),
             ended = self.tasks.join_next() => Err(ended_error(ended)),
             ended = self.servers.join_next() => Err(ended_error(ended)),
@@ -216,20 +236,26 @@ fn ended_error(ended: Option<Result<anyhow::Result<()>, tokio::task::JoinError>>
     }
 }
 
-/// Flags pools stale while the apiserver is unreachable. A watch that failed reports
-/// nothing when it reconnects (idle watches carry no events, and bookmarks are not
-/// surfaced), so while any source is failing this probes `/version` to notice recovery.
+/// How often the apiserver is probed while a source cannot reach it (at most; faster with
+/// a `--stale-after` under 1 s): a watch resumes within this of the apiserver's return.
+pub const REACHABILITY_PROBE: Duration = Duration::from_millis(250);
+
+/// Flags pools stale while a watch is failing for longer than `stale_after`, and ends the
+/// sources' back-off when the apiserver answers again: while any source failed because
+/// the apiserver did not answer, `/version` is probed every [`REACHABILITY_PROBE`]; when
+/// it answers, those sources retry at once. A source counts as failing until its own
+/// request is answered (docs in `shared`), so `stale` clears only when every watch is live.
 async fn staleness(
     shared: Arc<Shared>,
     client: Client,
     stale_after: Duration,
 ) -> anyhow::Result<()> {
-    let period = (stale_after / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+    let period = (stale_after / 4).clamp(Duration::from_millis(50), REACHABILITY_PROBE);
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if shared.any_failing() {
+        if shared.any_unreachable() {
             let probe =
                 tokio::time::timeout(Duration::from_secs(2), client.apiserver_version()).await;
             if matches!(probe, Ok(Ok(_))) {
@@ -240,16 +266,20 @@ async fn staleness(
     }
 }
 
+/// Starts one source; its requests go through a client that reports their answers to the
+/// source's health ([`sources::observed_client`]).
 fn spawn_source<S: Source>(
     tasks: &mut JoinSet<anyhow::Result<()>>,
     shared: &Arc<Shared>,
+    client: &Client,
     source: S,
-    api: Api<S::K>,
+    api: impl FnOnce(&Client) -> Api<S::K>,
     config: watcher::Config,
 ) where
     S::K: kube::Resource<DynamicType = ()>,
 {
     let health = shared.register_source(S::RESOURCE);
+    let api = api(&sources::observed_client(client, health.clone()));
     let shared = shared.clone();
     tasks.spawn(async move {
         let span = tracing::info_span!("source", resource = S::RESOURCE);

@@ -7,10 +7,10 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
-use origin_discovery_core::model::PoolId;
+use origin_discovery_core::model::{PoolId, MAX_WEIGHT};
 use origin_discovery_core::signals::{
-    EndpointInfo, NodeReady, PodInfo, PortChoice, ProbeKind, ProbeMode, ProbeSpec, ServiceInfo,
-    SliceInfo, SlicePort,
+    EndpointInfo, LoadSample, NodeReady, PodInfo, PortChoice, ProbeKind, ProbeMode, ProbeSpec,
+    ServiceInfo, SliceInfo, SlicePort,
 };
 
 /// Label opting a Service in as a pool.
@@ -21,6 +21,11 @@ pub const PORT_ANNOTATION: &str = "origin-discovery.io/port";
 pub const URL_TEMPLATE_ANNOTATION: &str = "origin-discovery.io/url-template";
 /// Pod annotation: the origin's own public URL.
 pub const URL_ANNOTATION: &str = "origin-discovery.io/url";
+/// Pod annotation: the origin's capacity relative to the pool's others (integer 1–10000).
+pub const WEIGHT_ANNOTATION: &str = "origin-discovery.io/weight";
+/// Pod annotation: the origin's current load, 0–1 (the origin may patch it; a probe's
+/// `Origin-Load` header wins over it).
+pub const LOAD_ANNOTATION: &str = "origin-discovery.io/load";
 /// EndpointSlice label naming its Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 /// Service annotation: `tcp`, `http` or `none` (docs/DESIGN.md, "Active probes").
@@ -170,8 +175,9 @@ pub fn slice_info(slice: &EndpointSlice) -> Option<SliceInfo> {
     })
 }
 
-/// A pod's signals, plus the error if its URL annotation is malformed (the URL is then
-/// ignored and the Service's template applies).
+/// A pod's signals, plus the error if one of its annotations is malformed: a bad URL is
+/// ignored (the Service's template applies), a bad weight counts as 1, a bad load as none.
+/// Several errors are joined with "; ".
 pub fn pod_info(pod: &Pod) -> Option<(PodInfo, Option<String>)> {
     let meta = &pod.metadata;
     let status = pod.status.as_ref();
@@ -189,20 +195,29 @@ pub fn pod_info(pod: &Pod) -> Option<(PodInfo, Option<String>)> {
         status.and_then(|s| s.phase.as_deref()),
         Some("Failed") | Some("Succeeded")
     );
-    let (url, url_error) = match meta
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(URL_ANNOTATION))
-    {
-        None => (None, None),
-        Some(raw) => match validate_url(raw) {
-            Ok(()) => (Some(raw.clone()), None),
-            Err(e) => (
-                None,
-                Some(format!("annotation {URL_ANNOTATION}={raw:?}: {e}")),
-            ),
-        },
-    };
+    let annotation = |key: &str| meta.annotations.as_ref().and_then(|a| a.get(key));
+    let mut errors = Vec::new();
+    let url = annotation(URL_ANNOTATION).and_then(|raw| match validate_url(raw) {
+        Ok(()) => Some(raw.clone()),
+        Err(e) => {
+            errors.push(format!("annotation {URL_ANNOTATION}={raw:?}: {e}"));
+            None
+        }
+    });
+    let weight = annotation(WEIGHT_ANNOTATION).map_or(1, |raw| match parse_weight(raw) {
+        Ok(w) => w,
+        Err(e) => {
+            errors.push(format!("annotation {WEIGHT_ANNOTATION}={raw:?}: {e}"));
+            1
+        }
+    });
+    let load = annotation(LOAD_ANNOTATION).and_then(|raw| match LoadSample::parse(raw) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            errors.push(format!("annotation {LOAD_ANNOTATION}={raw:?}: {e}"));
+            None
+        }
+    });
     let info = PodInfo {
         namespace: meta.namespace.clone()?,
         name: meta.name.clone()?,
@@ -210,8 +225,19 @@ pub fn pod_info(pod: &Pod) -> Option<(PodInfo, Option<String>)> {
         deleting: meta.deletion_timestamp.is_some(),
         down: ready_false || terminated || finished,
         url,
+        weight,
+        load,
     };
-    Some((info, url_error))
+    let error = (!errors.is_empty()).then(|| errors.join("; "));
+    Some((info, error))
+}
+
+fn parse_weight(raw: &str) -> Result<u32, String> {
+    raw.trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|w| (1..=MAX_WEIGHT).contains(w))
+        .ok_or_else(|| format!("expected an integer from 1 to {MAX_WEIGHT}"))
 }
 
 fn validate_url(raw: &str) -> Result<(), String> {
@@ -407,6 +433,44 @@ mod tests {
             pod_info(&p).unwrap().0.url.as_deref(),
             Some("wss://203.0.113.9:5443/LiveApp/websocket")
         );
+    }
+
+    #[test]
+    fn weight_and_load_annotations_are_read_and_bad_values_reported_and_ignored() {
+        let pod = |annotations: serde_json::Value| -> Pod {
+            serde_json::from_value(json!({"metadata": {"namespace": "demo", "name": "p",
+                "annotations": annotations}}))
+            .unwrap()
+        };
+        let (info, err) = pod_info(&pod(json!({}))).unwrap();
+        assert_eq!((info.weight, info.load, err), (1, None, None));
+        let (info, err) = pod_info(&pod(
+            json!({WEIGHT_ANNOTATION: " 3 ", LOAD_ANNOTATION: "0.42"}),
+        ))
+        .unwrap();
+        assert_eq!(info.weight, 3);
+        assert_eq!(info.load.map(LoadSample::millionths), Some(420_000));
+        assert_eq!(err, None);
+        for bad in ["0", "-1", "1.5", "10001", "heavy", ""] {
+            let (info, err) = pod_info(&pod(json!({WEIGHT_ANNOTATION: bad}))).unwrap();
+            assert_eq!(info.weight, 1, "{bad:?}");
+            assert!(err.unwrap().contains(WEIGHT_ANNOTATION), "{bad:?}");
+        }
+        for bad in ["1.2", "-0.1", "NaN", "inf", "50%"] {
+            let (info, err) = pod_info(&pod(json!({LOAD_ANNOTATION: bad}))).unwrap();
+            assert_eq!(info.load, None, "{bad:?}");
+            assert!(err.unwrap().contains(LOAD_ANNOTATION), "{bad:?}");
+        }
+        // Every malformed annotation is named in the one error, and the good one still applies.
+        let (info, err) = pod_info(&pod(json!({URL_ANNOTATION: "nope", WEIGHT_ANNOTATION: "0",
+            LOAD_ANNOTATION: "1"})))
+        .unwrap();
+        let err = err.unwrap();
+        assert!(
+            err.contains(URL_ANNOTATION) && err.contains(WEIGHT_ANNOTATION),
+            "{err}"
+        );
+        assert_eq!(info.load.map(LoadSample::millionths), Some(1_000_000));
     }
 
     #[test]

@@ -17,10 +17,12 @@
 //! - [`api`]: the public HTTP API — snapshots, long-polls, picks, WebSocket and SSE push —
 //!   reading the hub; [`admin`] and [`metrics`] on the admin port.
 //! - [`dev`]: `origin-discovery dev`, the controller against the `kube-sim` simulated cluster.
+//! - [`cli`]: the operator CLI (`get`, `watch`, `pick`), a client of the public API.
 
 pub mod admin;
 pub mod api;
 pub mod app;
+pub mod cli;
 pub mod config;
 pub mod convert;
 pub mod dev;

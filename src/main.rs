@@ -2,13 +2,12 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use origin_discovery::app::{self, Settings};
 use origin_discovery::config::{Cli, Command, ControllerArgs, LogFormat, RunArgs};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::parse_args(std::env::args_os()) {
         Ok(cli) => cli,
         Err(e) if e.use_stderr() => {
             // One clear line, no usage dump: the first line of clap's message.
@@ -36,6 +35,9 @@ fn main() -> ExitCode {
             );
             return ExitCode::SUCCESS;
         }
+        Command::Get(_) | Command::Watch(_) | Command::Pick(_) => {
+            return origin_discovery::cli::main(cli.command)
+        }
     };
     if let Err(e) = init_tracing(controller) {
         eprintln!("error: {e}");
@@ -52,7 +54,9 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run(args) => run(args).await,
             Command::Dev(args) => origin_discovery::dev::run(args).await,
-            Command::RbacRules(_) => unreachable!("handled above"),
+            Command::RbacRules(_) | Command::Get(_) | Command::Watch(_) | Command::Pick(_) => {
+                unreachable!("handled above")
+            }
         }
     });
     match result {

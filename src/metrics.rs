@@ -29,6 +29,13 @@ pub struct TransportLabels {
     pub transport: &'static str,
 }
 
+/// Labels naming a listening port (`api` or `admin`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PortLabels {
+    /// Port name.
+    pub port: &'static str,
+}
+
 /// Labels naming a watched resource.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResourceLabels {
@@ -65,7 +72,7 @@ fn latency_histogram() -> Histogram {
 pub struct Metrics {
     /// `origin_discovery_origins{pool,state}`.
     pub origins: Family<PoolStateLabels, Gauge>,
-    /// `origin_discovery_subscribers{transport}`.
+    /// `origin_discovery_subscribers{transport}`: `websocket`, `sse`, `longpoll` (waiting).
     pub subscribers: Family<TransportLabels, Gauge>,
     /// `origin_discovery_push_latency_seconds{transport}`: watch event arrival → frame written.
     pub push_latency: HistogramFamily<TransportLabels>,
@@ -93,6 +100,10 @@ pub struct Metrics {
     /// `origin_discovery_probe_panic{pool}`: 1 while too many of the pool's origins fail
     /// their probes at once and none is removed (docs/DESIGN.md, "Active probes").
     pub probe_panic: Family<PoolLabels, Gauge>,
+    /// `origin_discovery_http_connections{port}`: open HTTP connections (upgraded ones too).
+    pub connections: Family<PortLabels, Gauge>,
+    /// `origin_discovery_http_connections_refused_total{port}`: refused at the connection limit.
+    pub connections_refused: Family<PortLabels, Counter>,
     registry: Arc<Registry>,
 }
 
@@ -188,6 +199,18 @@ impl Metrics {
             "1 while more than --probe-panic-threshold of the pool's origins fail their probes and none is removed",
             probe_panic.clone(),
         );
+        let connections = Family::<PortLabels, Gauge>::default();
+        registry.register(
+            "http_connections",
+            "Open HTTP connections per port, upgraded WebSockets included",
+            connections.clone(),
+        );
+        let connections_refused = Family::<PortLabels, Counter>::default();
+        registry.register(
+            "http_connections_refused",
+            "Connections refused at the port's connection limit",
+            connections_refused.clone(),
+        );
         Self {
             origins,
             subscribers,
@@ -203,6 +226,8 @@ impl Metrics {
             probe_duration,
             probe_removed,
             probe_panic,
+            connections,
+            connections_refused,
             registry: Arc::new(registry),
         }
     }

@@ -1,10 +1,19 @@
 //! The controller's shared state: the origin index, the hub it publishes to, and the health
 //! of every source. Sources change the index through [`Shared::stage`] (during a relist) and
 //! [`Shared::update`] (which publishes); the API reads the hub.
+//!
+//! Source health after a failure (docs/DESIGN.md, "Admin port"): a source is failing from
+//! its first watch error until the apiserver answers one of *its own* requests again (a
+//! 2xx to its re-opened watch or relist, see `sources::observed_client`) or it gets an
+//! event. Idle watches surface no events, so the answer to the request is what proves the
+//! watch is live again; the apiserver answering `/version` does not. `stale` clears only
+//! when no source is failing, i.e. every watch is live.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
 
 use crate::metrics::{Metrics, PoolLabels};
 use origin_discovery_core::hub::Hub;
@@ -23,6 +32,9 @@ pub struct SourceHealth {
     alive: AtomicBool,
     /// Since when its watch has been failing, if it is.
     failing_since: Mutex<Option<Instant>>,
+    /// Its last failure was the apiserver not answering (connect, reset, timeout) rather
+    /// than an error status: a retry waits for the apiserver, not for its back-off.
+    unreachable: AtomicBool,
 }
 
 impl SourceHealth {
@@ -32,6 +44,7 @@ impl SourceHealth {
             synced: AtomicBool::new(false),
             alive: AtomicBool::new(true),
             failing_since: Mutex::new(None),
+            unreachable: AtomicBool::new(false),
         }
     }
 
@@ -45,16 +58,29 @@ impl SourceHealth {
         self.alive.store(false, Ordering::Relaxed);
     }
 
-    /// Records a successful watch response.
+    /// Records an answer of the apiserver to this source (an event, or a 2xx to its list
+    /// or watch request): its watch is live.
     pub fn ok(&self) {
         let mut f = self.failing_since.lock().expect("health lock poisoned");
         *f = None;
+        self.unreachable.store(false, Ordering::Relaxed);
     }
 
-    /// Records a watch error.
-    pub fn failed(&self, at: Instant) {
+    /// Records a watch error; `unreachable` when the apiserver did not answer at all.
+    pub fn failed(&self, at: Instant, unreachable: bool) {
         let mut f = self.failing_since.lock().expect("health lock poisoned");
         f.get_or_insert(at);
+        self.unreachable.store(unreachable, Ordering::Relaxed);
+    }
+
+    /// Whether the source is failing because the apiserver does not answer.
+    fn is_unreachable(&self) -> bool {
+        self.unreachable.load(Ordering::Relaxed)
+            && self
+                .failing_since
+                .lock()
+                .expect("health lock poisoned")
+                .is_some()
     }
 
     fn failing_for(&self, now: Instant) -> Duration {
@@ -74,6 +100,9 @@ pub struct Shared {
     pub metrics: Metrics,
     /// Health of every registered source; readiness and staleness derive from it.
     sources: Mutex<Vec<Arc<SourceHealth>>>,
+    /// Bumped when the apiserver answers again after not answering: sources waiting out a
+    /// back-off retry at once.
+    reachable: watch::Sender<u64>,
 }
 
 impl Shared {
@@ -84,6 +113,7 @@ impl Shared {
             hub,
             metrics,
             sources: Mutex::new(Vec::new()),
+            reachable: watch::Sender::new(0),
         }
     }
 
@@ -175,21 +205,23 @@ impl Shared {
         self.hub.set_synced(ready);
     }
 
-    /// Whether any source's watch is currently failing.
-    pub fn any_failing(&self) -> bool {
+    /// Whether any source is failing because the apiserver does not answer (then the
+    /// staleness task probes it, to end the sources' back-off when it answers).
+    pub fn any_unreachable(&self) -> bool {
         let sources = self.sources.lock().expect("sources lock poisoned");
-        sources
-            .iter()
-            .any(|s| s.failing_for(Instant::now()) > Duration::ZERO)
+        sources.iter().any(|s| s.is_unreachable())
     }
 
-    /// The apiserver answered again: the sources' watches reconnect on their own (and
-    /// report no event until something changes), so clear their failure marks.
+    /// The apiserver answered again: sources waiting out a back-off after it did not
+    /// answer retry at once. Their failures clear only when their own requests are
+    /// answered (see the module docs).
     pub fn apiserver_reachable(&self) {
-        let sources = self.sources.lock().expect("sources lock poisoned");
-        for s in sources.iter() {
-            s.ok();
-        }
+        self.reachable.send_modify(|n| *n += 1);
+    }
+
+    /// Notified by [`Shared::apiserver_reachable`].
+    pub fn reachable_events(&self) -> watch::Receiver<u64> {
+        self.reachable.subscribe()
     }
 
     /// Re-evaluates staleness: some source failing for longer than `stale_after`.
@@ -198,6 +230,10 @@ impl Shared {
         let sources = self.sources.lock().expect("sources lock poisoned");
         let stale = sources.iter().any(|s| s.failing_for(now) > stale_after);
         drop(sources);
+        // Under the index lock, like every other publication: a stale flip reads each pool's
+        // current view and publishes a copy, which must not interleave with a revision
+        // being published (the copy would take the pool back to the previous revision).
+        let _index = self.index.lock().expect("index lock poisoned");
         self.hub.set_stale(stale);
         self.metrics.stale.set(i64::from(stale));
     }

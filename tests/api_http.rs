@@ -50,6 +50,7 @@ fn setup(cors: Vec<String>) -> (Arc<Hub>, Router) {
         config: Arc::new(ApiConfig {
             heartbeat_interval: Duration::from_secs(5),
             cors_allow_origins: cors,
+            ..ApiConfig::default()
         }),
         limiter: Limiter::new(10, 10),
         shutdown: CancellationToken::new(),

@@ -368,6 +368,61 @@ async fn apiserver_down_keeps_the_list_marks_it_stale_and_recovers_without_spuri
 }
 
 #[tokio::test]
+async fn after_an_apiserver_restart_a_change_reaches_subscribers_within_a_second_and_stale_clears_only_with_every_watch_live(
+) {
+    let stack = start(Duration::ZERO, &["--stale-after", "300ms"]).await;
+    let mut w = stack.watch(&demo()).await;
+    w.wait_for(WAIT, |s| s.origins.len() == 3).await.unwrap();
+    let errors = |m: &str, resource: &str| {
+        metric(
+            m,
+            "origin_discovery_watch_errors_total",
+            &[&format!("resource=\"{resource}\"")],
+        )
+    };
+    let before = stack.metrics().await;
+    stack.sim.stop().await;
+    w.wait_for(WAIT, |s| s.stale).await.unwrap();
+    // A real outage: every watch has failed three times, so kube's back-off is at ~3.2 s.
+    eventually("the watch back-off grew", || async {
+        let m = stack.metrics().await;
+        ["services", "endpointslices", "pods"]
+            .iter()
+            .all(|r| errors(&m, r) >= errors(&before, r) + 3.0)
+    })
+    .await;
+    let opened = stack.sim.watches_opened();
+    stack.sim.restart().await.unwrap();
+    let restarted = Instant::now();
+    stack.sim.crash_pod("demo", "origin-0").unwrap();
+    let mut pushed = None;
+    let mut reopened_when_fresh = None;
+    while pushed.is_none() || reopened_when_fresh.is_none() {
+        match w.next_within(WAIT).await.expect("message").expect("open") {
+            Message::Stale { stale: false, .. } => {
+                reopened_when_fresh = Some(stack.sim.watches_opened() - opened);
+            }
+            _ if pushed.is_none() && !w.state.origins.contains_key("origin-0") => {
+                pushed = Some(restarted.elapsed());
+            }
+            _ => {}
+        }
+    }
+    let pushed = pushed.unwrap();
+    println!("a change right after the apiserver restart reached the subscriber {pushed:?} after the restart");
+    assert!(
+        pushed < Duration::from_secs(1),
+        "pushed {pushed:?} after the restart"
+    );
+    assert!(
+        reopened_when_fresh.unwrap() >= 3,
+        "stale cleared when only {reopened_when_fresh:?} of the 3 watches had re-opened"
+    );
+    assert!(!w.state.stale);
+    stack.shutdown().await;
+}
+
+#[tokio::test]
 async fn endpoints_without_target_ref_are_keyed_ip_port_and_ipv6_works() {
     let stack = start(Duration::ZERO, &[]).await;
     let mut svc = service(

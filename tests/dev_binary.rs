@@ -232,6 +232,40 @@ fn bad_flag_values_exit_2_with_one_clear_line() {
 }
 
 #[test]
+fn values_that_used_to_start_or_fail_late_are_usage_errors_naming_the_flag() {
+    for (args, names) in [
+        (
+            &["run", "--heartbeat-interval", "0s"][..],
+            "--heartbeat-interval",
+        ),
+        (
+            &["run", "--cors-allow-origin", "app.example.com"],
+            "--cors-allow-origin",
+        ),
+        (&["run", "--pod-selector", "app in (a"], "--pod-selector"),
+        (
+            &["run", "--namespace", "media", "--service", "other/origin"],
+            "--namespace media",
+        ),
+        (
+            &["dev", "--trusted-proxies", "10.0.0.0/33"],
+            "--trusted-proxies",
+        ),
+        (&["run", "--max-header-bytes", "1KiB"], "--max-header-bytes"),
+        (&["dev", "--chaos", "0s"], "--chaos"),
+    ] {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("error:") && stderr.contains(names),
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
+#[test]
 fn bad_env_values_are_reported_like_flags() {
     let out = Command::new(BIN)
         .arg("run")

@@ -298,13 +298,16 @@ async fn frozen_http_origin_is_removed_while_its_pod_stays_ready_and_returns_aft
     assert_eq!(a.stats.accepted.load(Ordering::Relaxed), 1, "keep-alive");
     assert!(a.answered() >= 3);
     assert_eq!(*a.stats.host.lock().unwrap(), a.addr.to_string());
-    // The reported load is kept in the index.
-    let mut load = None;
-    let running = stack.running.as_ref().unwrap();
-    running
-        .shared
-        .stage(|idx| load = idx.probe_load(&pool("web"), &pod_name("web", 0)));
-    assert_eq!(load, Some(0.3));
+    // The reported `Origin-Load` is the origin's published load (Index::set_load).
+    let web0 = pod_name("web", 0);
+    eventually("web-0 published with its probe's load", || async {
+        stack.snapshot(&pool("web")).await["origins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["id"] == web0.as_str() && o["load"] == json!(0.3))
+    })
+    .await;
     // Pools without a probe annotation are not probed (no --probe-default).
     assert_eq!(
         counter(

@@ -124,5 +124,7 @@ fn pod(p: usize, i: usize, down: bool, name: &impl Fn(usize, usize) -> String) -
         deleting: false,
         down,
         url: None,
+        weight: 1,
+        load: None,
     }
 }

@@ -7,8 +7,10 @@
 //! `SimEvent.at` and the subscribers' arrival `Instant`s share one clock.
 //!
 //! Phases:
-//! 1. push latency (WebSocket at each size, then SSE), signal lead at EndpointSlice delay 0,
-//!    RSS idle and with the largest WebSocket fleet, snapshot throughput vs nginx (wrk);
+//! 1. push latency (WebSocket at each size, then SSE), origin-discovery and the nchan peer
+//!    in alternating rounds (the nchan subscribers live in a second process, see
+//!    `agent.rs`), signal lead at EndpointSlice delay 0, RSS idle and with the largest
+//!    WebSocket fleet, snapshot throughput vs nginx (wrk);
 //! 2. signal lead at EndpointSlice delay 1 s (fresh simulator and controller);
 //! 3. RSS while watching many pods (fresh simulator and controller);
 //! 4. the index microbenchmark, in process.
@@ -17,8 +19,10 @@
 //! project's test command builds it without needing wrk, nginx or a release build; the
 //! harness proper runs via `make bench-quick` / `scripts/bench.sh --quick`.
 
+mod agent;
 mod cluster;
 mod index_bench;
+mod nchan;
 mod procs;
 mod push;
 mod report;
@@ -34,17 +38,22 @@ use anyhow::{Context, Result};
 use kube_sim::Sim;
 use origin_discovery_core::model::PoolId;
 
+use agent::Agent;
 use cluster::NS;
+use nchan::Nchan;
 use procs::Controller;
-use report::{LeadRow, Machine, Memory, PushRow, Report, Throughput};
+use report::{CpuRow, LeadRow, Machine, Memory, PeerRow, PushRow, Report, Throughput};
 use stats::Summary;
-use subscribers::{Fleet, Observer, Transport};
+use subscribers::{Fleet, Observer, Server, Transport};
 
 /// Sizes of one run.
 struct Plan {
     quick: bool,
+    /// `perf record` on the controller during the largest WebSocket step's rounds (and
+    /// the report goes to `target/`, not `BENCHMARKS.md`).
+    perf: bool,
     ws_sizes: Vec<usize>,
-    sse_size: usize,
+    sse_sizes: Vec<usize>,
     rounds: usize,
     lead_subscribers: usize,
     lead_rounds: usize,
@@ -55,12 +64,13 @@ struct Plan {
 }
 
 impl Plan {
-    fn new(quick: bool) -> Plan {
+    fn new(quick: bool, perf: bool) -> Plan {
         if quick {
             Plan {
                 quick,
+                perf: false,
                 ws_sizes: vec![100],
-                sse_size: 100,
+                sse_sizes: vec![100],
                 rounds: 4,
                 lead_subscribers: 100,
                 lead_rounds: 2,
@@ -72,8 +82,9 @@ impl Plan {
         } else {
             Plan {
                 quick,
+                perf,
                 ws_sizes: vec![100, 1_000, 10_000],
-                sse_size: 1_000,
+                sse_sizes: vec![1_000, 10_000],
                 rounds: 10,
                 lead_subscribers: 100,
                 lead_rounds: 6,
@@ -96,9 +107,18 @@ const WRK_CONNECTIONS: u32 = 64;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [flag, addr] = args.as_slice() {
+        if flag == agent::FLAG {
+            return agent_main(addr);
+        }
+    }
     if !args.iter().any(|a| a == "--bench") {
         // `cargo test --all-targets` runs bench targets without `--bench`.
         let r = index_bench::run(2, 50, 200);
+        if let Err(e) = nchan::check_message() {
+            eprintln!("harness smoke: {e:#}");
+            return ExitCode::FAILURE;
+        }
         println!(
             "harness smoke: index {} origins, mean {:.0} ns/event; run scripts/bench.sh for the benchmarks",
             r.origins, r.mean_ns
@@ -106,9 +126,10 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let quick = args.iter().any(|a| a == "--quick");
+    let perf = args.iter().any(|a| a == "--perf");
     match rlimit::increase_nofile_limit(u64::MAX) {
-        // 10,000 subscribers: ~10,100 descriptors here (client sockets) and as many in the
-        // controller, which inherits this limit.
+        // 10,000 subscribers: ~10,100 descriptors here (client sockets), in the nchan
+        // agent and in the controller and nchan, which inherit this limit.
         Ok(n) if n < 12_000 && !quick => {
             eprintln!("bench: open-files limit is only {n}; 10,000 subscribers need ~10,100")
         }
@@ -119,13 +140,36 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("a Tokio runtime");
-    match runtime.block_on(run(Plan::new(quick))) {
+    match runtime.block_on(run(Plan::new(quick, perf))) {
         Ok(path) => {
             println!("bench: report written to {}", path.display());
             ExitCode::SUCCESS
         }
         Err(e) => {
             eprintln!("bench: failed: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The nchan agent's process (see `agent.rs`): serves the harness until its stdin closes.
+fn agent_main(addr: &str) -> ExitCode {
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let addr = match addr.parse() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("nchan agent: bad address {addr:?}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a Tokio runtime");
+    match runtime.block_on(agent::serve(addr)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("nchan agent: failed: {e:#}");
             ExitCode::FAILURE
         }
     }
@@ -152,13 +196,18 @@ async fn run(plan: Plan) -> Result<PathBuf> {
     log("index microbenchmark");
     let index = index_bench::run(50, 100, plan.index_events);
 
-    let (md_path, svg_path, plot_rel) = if plan.quick {
+    let (md_path, svg_path, plot_rel) = if plan.quick || plan.perf {
         let dir = root.join("target");
         std::fs::create_dir_all(&dir)?;
+        let name = if plan.quick {
+            "bench-quick"
+        } else {
+            "bench-perf"
+        };
         (
-            dir.join("bench-quick.md"),
-            dir.join("bench-quick-push-latency.svg"),
-            "bench-quick-push-latency.svg".to_string(),
+            dir.join(format!("{name}.md")),
+            dir.join(format!("{name}-push-latency.svg")),
+            format!("{name}-push-latency.svg"),
         )
     } else {
         std::fs::create_dir_all(root.join("docs"))?;
@@ -170,10 +219,10 @@ async fn run(plan: Plan) -> Result<PathBuf> {
     };
     let report = Report {
         quick: plan.quick,
-        command: if plan.quick {
-            "scripts/bench.sh --quick".into()
-        } else {
-            "scripts/bench.sh".into()
+        command: match (plan.quick, plan.perf) {
+            (true, _) => "scripts/bench.sh --quick".into(),
+            (false, true) => "scripts/bench.sh --perf".into(),
+            (false, false) => "scripts/bench.sh".into(),
         },
         started: started_utc,
         seconds: started.elapsed().as_secs_f64(),
@@ -182,9 +231,10 @@ async fn run(plan: Plan) -> Result<PathBuf> {
         leads: vec![lead0, lead1],
         throughput,
         memory: Memory {
-            rss_idle: mem_subs.0,
-            subscribers: mem_subs.1,
-            rss_subscribed: mem_subs.2,
+            rss_idle: mem_subs.rss_idle,
+            subscribers: mem_subs.subscribers,
+            rss_subscribed: mem_subs.rss_subscribed,
+            nchan: Some((mem_subs.nchan_idle, mem_subs.nchan_subscribed)),
             pods,
             pools,
             rss_pods,
@@ -200,14 +250,17 @@ async fn run(plan: Plan) -> Result<PathBuf> {
     };
     report.plot(&svg_path).context("drawing the plot")?;
     std::fs::write(&md_path, report.markdown())?;
-    for (what, target, measured, met) in report.targets() {
-        let v = match met {
+    for t in report.targets() {
+        let v = match t.met {
             _ if report.quick => "(quick run: sizes below the targets')",
             Some(true) => "met",
             Some(false) => "MISSED",
             None => "n/a",
         };
-        println!("bench: {what}: {measured} (target {target}) {v}");
+        println!(
+            "bench: {}: {} (target {}) {v}",
+            t.what, t.measured, t.target
+        );
     }
     println!("bench: total {:.0} s", started.elapsed().as_secs_f64());
     Ok(md_path)
@@ -233,13 +286,32 @@ fn pool_id() -> PoolId {
     PoolId::new(NS, POOL_SVC)
 }
 
-type PushPhase = (Vec<PushRow>, LeadRow, Throughput, (u64, usize, u64));
+/// RSS readings of the push phase, bytes.
+struct SubscriberMemory {
+    rss_idle: u64,
+    subscribers: usize,
+    rss_subscribed: u64,
+    nchan_idle: u64,
+    nchan_subscribed: u64,
+}
+
+type PushPhase = (Vec<PushRow>, LeadRow, Throughput, SubscriberMemory);
+
+/// The push peer while the push phase runs: nchan and the agent holding its fleet.
+struct Peer {
+    nchan: Nchan,
+    agent: Agent,
+}
 
 async fn phase_push(plan: &Plan, dir: &Path) -> Result<PushPhase> {
-    log("push phase: starting the simulator and the controller");
+    log("push phase: starting the simulator, the controller and nchan");
     let (sim, mut ctl) = pool_stack(dir, Duration::ZERO, "push").await?;
+    let nchan = Nchan::start(&dir.join("nchan"), procs::free_port()?).await?;
+    let agent = Agent::start(nchan.addr)?;
+    let mut peer = Peer { nchan, agent };
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_idle = ctl.rss()?;
+    let nchan_idle = peer.nchan.rss()?;
     let observer = Observer::start(ctl.api, &pool_id()).await?;
     let mut rounds = push::Rounds {
         sim: &sim,
@@ -248,35 +320,70 @@ async fn phase_push(plan: &Plan, dir: &Path) -> Result<PushPhase> {
         replaced: 0,
         slice_wait: Duration::from_secs(5),
     };
+    let ours = Server::OriginDiscovery {
+        api: ctl.api,
+        pool: pool_id(),
+    };
     let mut rows = Vec::new();
     let mut lead0 = Vec::new();
-    let mut rss_subscribed = (0, 0);
-    let mut fleet = Fleet::new(Transport::WebSocket, ctl.api, pool_id());
+    let mut memory = SubscriberMemory {
+        rss_idle,
+        subscribers: 0,
+        rss_subscribed: 0,
+        nchan_idle,
+        nchan_subscribed: 0,
+    };
+    let mut fleet = Fleet::new(Transport::WebSocket, ours.clone());
     let largest = plan.ws_sizes.iter().copied().max().unwrap_or(0);
     for &n in &plan.ws_sizes {
-        log(format!("push phase: {n} WebSocket subscribers"));
+        log(format!(
+            "push phase: {n} WebSocket subscribers to each server"
+        ));
         fleet.grow_to(n).await?;
+        peer.agent.connect(Transport::WebSocket, n).await?;
         ctl.proc.check_alive()?;
+        peer.nchan.check_alive()?;
         if n == largest {
             tokio::time::sleep(Duration::from_secs(3)).await;
-            rss_subscribed = (n, ctl.rss()?);
+            memory.subscribers = n;
+            memory.rss_subscribed = ctl.rss()?;
+            memory.nchan_subscribed = peer.nchan.rss()?;
         }
-        let (row, leads) = measure(plan, &mut rounds, &observer, &fleet, &ctl).await?;
+        let perf = if plan.perf && n == largest {
+            let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-perf.data");
+            log(format!(
+                "push phase: perf record on the controller → {}",
+                out.display()
+            ));
+            Some(procs::Perf::start(ctl.proc.pid(), &out)?)
+        } else {
+            None
+        };
+        let (row, leads) =
+            measure(plan, &mut rounds, &observer, &fleet, &ctl, Some(&mut peer)).await?;
+        drop(perf);
         if n == plan.lead_subscribers {
             lead0 = leads;
         }
         rows.push(row);
     }
     fleet.close().await;
+    peer.agent.close().await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
 
-    log(format!("push phase: {} SSE subscribers", plan.sse_size));
-    let mut sse = Fleet::new(Transport::Sse, ctl.api, pool_id());
-    sse.grow_to(plan.sse_size).await?;
-    let (row, _) = measure(plan, &mut rounds, &observer, &sse, &ctl).await?;
-    rows.push(row);
+    let mut sse = Fleet::new(Transport::Sse, ours);
+    for &n in &plan.sse_sizes {
+        log(format!("push phase: {n} SSE subscribers to each server"));
+        sse.grow_to(n).await?;
+        peer.agent.connect(Transport::Sse, n).await?;
+        let (row, _) = measure(plan, &mut rounds, &observer, &sse, &ctl, Some(&mut peer)).await?;
+        rows.push(row);
+    }
     sse.close().await;
+    peer.agent.close().await?;
     observer.close().await;
+    peer.nchan.check_alive()?;
+    drop(peer);
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     log("throughput: wrk against the controller and nginx");
@@ -313,21 +420,27 @@ async fn phase_push(plan: &Plan, dir: &Path) -> Result<PushPhase> {
         rounds: plan.rounds,
         lead: Summary::of(&lead0),
     };
-    Ok((
-        rows,
-        lead,
-        throughput,
-        (rss_idle, rss_subscribed.0, rss_subscribed.1),
-    ))
+    Ok((rows, lead, throughput, memory))
 }
 
-/// Runs `plan.rounds` rounds against `fleet`; returns the latency row and the leads.
+fn log_round(who: &str, i: usize, latencies_ms: &[f64], missing: usize) {
+    let s = Summary::of(latencies_ms);
+    log(format!(
+        "  round {i} {who}: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, missing {missing}",
+        s.p50, s.p99, s.max
+    ));
+}
+
+/// Runs `plan.rounds` rounds against `fleet` and, alternating with them, as many rounds
+/// of the peer (if given) at the same message sizes; returns the latency row and the
+/// leads.
 async fn measure(
     plan: &Plan,
     rounds: &mut push::Rounds<'_>,
     observer: &Observer,
     fleet: &Fleet,
     ctl: &Controller,
+    mut peer: Option<&mut Peer>,
 ) -> Result<(PushRow, Vec<f64>)> {
     let (transport, label) = match fleet.transport() {
         Transport::WebSocket => ("WebSocket", "websocket"),
@@ -337,18 +450,44 @@ async fn measure(
     let mut lat = Vec::new();
     let mut leads = Vec::new();
     let mut missing = 0;
+    let mut peer_lat = Vec::new();
+    let mut peer_missing = 0;
+    let mut frame_bytes = (usize::MAX, 0);
+    // CPU ms summed over the rounds: controller, harness, nchan, agent.
+    let mut cpu = [0.0_f64; 4];
+    let me = std::process::id();
     tokio::time::sleep(Duration::from_millis(500)).await;
     for i in 0..plan.rounds {
+        let cpu0 = [procs::cpu_ms(ctl.proc.pid())?, procs::cpu_ms(me)?];
         let out = rounds.round(i, observer, fleet).await?;
-        let s = Summary::of(&out.latencies_ms);
-        log(format!(
-            "  round {i}: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, missing {}",
-            s.p50, s.p99, s.max, out.missing
-        ));
+        log_round("origin-discovery", i, &out.latencies_ms, out.missing);
+        frame_bytes = (
+            frame_bytes.0.min(out.frame_bytes),
+            frame_bytes.1.max(out.frame_bytes),
+        );
         lat.extend(out.latencies_ms);
         leads.extend(out.leads_ms);
         missing += out.missing;
+        // The replacement pod's delta reaches every subscriber before the next round of
+        // either server starts, so one server's fan-out never overlaps the other's round.
+        let settled = observer.state.borrow().revision;
+        fleet
+            .wait_for(settled, Duration::from_secs(60))
+            .await
+            .context("waiting for the replacement's delta to reach every subscriber")?;
+        cpu[0] += procs::cpu_ms(ctl.proc.pid())? - cpu0[0];
+        cpu[1] += procs::cpu_ms(me)? - cpu0[1];
+        if let Some(p) = peer.as_deref_mut() {
+            let cpu0 = [p.nchan.cpu_ms()?, procs::cpu_ms(p.agent.pid())?];
+            let (l, m) = p.agent.round(out.frame_bytes).await?;
+            cpu[2] += p.nchan.cpu_ms()? - cpu0[0];
+            cpu[3] += procs::cpu_ms(p.agent.pid())? - cpu0[1];
+            log_round("nchan", i, &l, m);
+            peer_lat.extend(l);
+            peer_missing += m;
+        }
     }
+    let per_round = |ms: f64| ms / plan.rounds.max(1) as f64;
     // The observer's frames are in the controller's histogram too (one per revision).
     let inside = scrape::push_latency(ctl.admin, label).await?.since(&before);
     let row = PushRow {
@@ -359,6 +498,21 @@ async fn measure(
         missing,
         inside_mean_ms: inside.mean_ms(),
         inside_p99_bound_ms: inside.quantile_bound_ms(0.99),
+        frame_bytes: if frame_bytes.0 == usize::MAX {
+            (0, 0)
+        } else {
+            frame_bytes
+        },
+        nchan: peer.is_some().then(|| PeerRow {
+            latency: Summary::of(&peer_lat),
+            missing: peer_missing,
+        }),
+        cpu: CpuRow {
+            controller_ms: per_round(cpu[0]),
+            harness_ms: per_round(cpu[1]),
+            nchan_ms: peer.is_some().then(|| per_round(cpu[2])),
+            agent_ms: peer.is_some().then(|| per_round(cpu[3])),
+        },
     };
     Ok((row, leads))
 }
@@ -367,7 +521,11 @@ async fn phase_lead(plan: &Plan, dir: &Path, delay: Duration) -> Result<LeadRow>
     log(format!("lead phase: EndpointSlice delay {delay:?}"));
     let (sim, mut ctl) = pool_stack(dir, delay, "lead").await?;
     let observer = Observer::start(ctl.api, &pool_id()).await?;
-    let mut fleet = Fleet::new(Transport::WebSocket, ctl.api, pool_id());
+    let server = Server::OriginDiscovery {
+        api: ctl.api,
+        pool: pool_id(),
+    };
+    let mut fleet = Fleet::new(Transport::WebSocket, server);
     fleet.grow_to(plan.lead_subscribers).await?;
     let mut rounds = push::Rounds {
         sim: &sim,
@@ -378,9 +536,9 @@ async fn phase_lead(plan: &Plan, dir: &Path, delay: Duration) -> Result<LeadRow>
     };
     let lead_plan = Plan {
         rounds: plan.lead_rounds,
-        ..Plan::new(plan.quick)
+        ..Plan::new(plan.quick, false)
     };
-    let (_, leads) = measure(&lead_plan, &mut rounds, &observer, &fleet, &ctl).await?;
+    let (_, leads) = measure(&lead_plan, &mut rounds, &observer, &fleet, &ctl, None).await?;
     fleet.close().await;
     observer.close().await;
     ctl.proc.check_alive()?;

@@ -14,16 +14,23 @@ use anyhow::{bail, Context, Result};
 /// The release controller binary cargo built for this bench target.
 pub const CONTROLLER_BIN: &str = env!("CARGO_BIN_EXE_origin-discovery");
 
-/// A child process stopped (SIGTERM, then SIGKILL) when dropped.
+/// A child process stopped (SIGTERM, then SIGKILL after a grace period) when dropped.
 pub struct Guard {
     name: &'static str,
     child: Child,
+    grace: Duration,
 }
 
 impl Guard {
-    /// Takes ownership of `child`.
+    /// Takes ownership of `child`; 5 s grace between SIGTERM and SIGKILL.
     pub fn new(name: &'static str, child: Child) -> Self {
-        Self { name, child }
+        Self::with_grace(name, child, Duration::from_secs(5))
+    }
+
+    /// Takes ownership of `child` with a custom grace period (for a process that has
+    /// work to finish after SIGTERM, like `perf record` writing its data file).
+    pub fn with_grace(name: &'static str, child: Child, grace: Duration) -> Self {
+        Self { name, child, grace }
     }
 
     /// The process id.
@@ -47,14 +54,17 @@ impl Guard {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + self.grace;
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        eprintln!("bench: {} ignored SIGTERM for 5 s; killing it", self.name);
+        eprintln!(
+            "bench: {} ignored SIGTERM for {:?}; killing it",
+            self.name, self.grace
+        );
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -153,6 +163,27 @@ impl Controller {
     pub fn rss(&self) -> Result<u64> {
         rss_of(self.proc.pid())
     }
+}
+
+/// CPU time a process has used so far (all its current threads), ms: the sum of each
+/// thread's on-CPU time from `/proc/<pid>/task/<tid>/schedstat` (ns resolution). Work the
+/// kernel does in a thread's context — its syscalls, and loopback softirq processing that
+/// runs on the way out of them — counts for that thread.
+pub fn cpu_ms(pid: u32) -> Result<f64> {
+    let mut ns = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let path = task?.path().join("schedstat");
+        // A thread may exit between the listing and the read.
+        let Ok(stat) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        ns += stat
+            .split_whitespace()
+            .next()
+            .context("empty schedstat")?
+            .parse::<u64>()?;
+    }
+    Ok(ns as f64 / 1e6)
 }
 
 /// `VmRSS` of a process, in bytes.
@@ -388,4 +419,41 @@ fn wrk_ms(v: &str) -> Result<f64> {
         bail!("unknown wrk duration {v}")
     };
     Ok(num.parse::<f64>()? * scale)
+}
+
+/// `perf record` attached to a running process, stopped (and its data file finished)
+/// when dropped.
+pub struct Perf {
+    _proc: Guard,
+}
+
+impl Perf {
+    /// Starts `perf record` on `pid`, sampling at 999 Hz with DWARF call graphs (the
+    /// release build keeps line tables but no frame pointers), writing to `out`.
+    pub fn start(pid: u32, out: &Path) -> Result<Perf> {
+        let _ = std::fs::remove_file(out);
+        let child = Command::new(which("perf")?)
+            .args(["record", "-F", "999", "--call-graph", "dwarf,16384", "-o"])
+            .arg(out)
+            .args(["-p", &pid.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting perf record")?;
+        let mut proc = Guard::with_grace("perf", child, Duration::from_secs(120));
+        // perf writes the file's header once it has attached.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::fs::metadata(out).map_or(0, |m| m.len()) == 0 {
+            proc.check_alive()?;
+            if Instant::now() > deadline {
+                bail!(
+                    "perf record did not start writing {} within 10 s",
+                    out.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(Perf { _proc: proc })
+    }
 }

@@ -35,6 +35,8 @@ pub struct Outcome {
     pub leads_ms: Vec<f64>,
     /// Subscribers that never received the revision (e.g. skipped to a snapshot).
     pub missing: usize,
+    /// Bytes of that revision's frame (its JSON text), as a subscriber received it.
+    pub frame_bytes: usize,
 }
 
 /// State carried across rounds on one pool.
@@ -94,23 +96,16 @@ impl Rounds<'_> {
         });
 
         let revision = wait_delta(observer, rev_before, &target, action).await?;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while fleet.records.iter().any(|r| r.latest() < revision) {
-            if fleet.failures() > 0 {
-                bail!("{} subscribers failed", fleet.failures());
-            }
-            if Instant::now() > deadline {
-                let behind = fleet
-                    .records
-                    .iter()
-                    .filter(|r| r.latest() < revision)
-                    .count();
-                bail!("{behind} subscribers did not get revision {revision} within 60 s");
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        fleet.wait_for(revision, Duration::from_secs(60)).await?;
         let slice_at = slice.await?;
-        let mut out = Outcome::default();
+        let mut out = Outcome {
+            frame_bytes: fleet
+                .records
+                .iter()
+                .find_map(|r| r.bytes(revision))
+                .unwrap_or(0),
+            ..Outcome::default()
+        };
         for r in &fleet.records {
             match r.arrival(revision) {
                 Some(t) => {
@@ -245,7 +240,8 @@ async fn wait_delta(observer: &Observer, after: u64, target: &str, action: Actio
     }
 }
 
-fn ms(d: Duration) -> f64 {
+/// A duration in ms.
+pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 

@@ -2,6 +2,11 @@
 //! `Instant` each delta revision arrived — taken right after the frame was read, before
 //! any parsing — plus one fully parsing observer that tells the rounds what each revision
 //! contained.
+//!
+//! The same fleet code subscribes to origin-discovery and to the nchan peer
+//! ([`Server`]): nchan relays the bytes it is given, so the harness publishes messages
+//! shaped like a delta head (`{"type":"delta","revision":<sequence>,…}`) and both servers'
+//! frames are timestamped and recorded by the same lines.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,10 +16,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use futures::StreamExt;
 use origin_discovery_core::messages::Message;
-use origin_discovery_core::model::Delta;
-use origin_discovery_core::model::PoolId;
+use origin_discovery_core::model::{Delta, PoolId};
 use origin_discovery_testkit::client::{self, PoolState, Watch};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::{watch, Semaphore};
@@ -24,11 +28,11 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_util::sync::CancellationToken;
 
 /// Push transport.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Transport {
-    /// `/watch`.
+    /// `/watch` (nchan: a WebSocket upgrade of the subscriber location).
     WebSocket,
-    /// `/events`.
+    /// `/events` (nchan: EventSource on the subscriber location).
     Sse,
 }
 
@@ -42,28 +46,61 @@ impl Transport {
     }
 }
 
-/// What one subscriber saw: `(revision, arrival)` per delta.
+/// The server a fleet subscribes to.
+#[derive(Clone, Debug)]
+pub enum Server {
+    /// origin-discovery's API: `/v1/pools/<ns>/<svc>/watch` and `…/events`. A subscriber
+    /// has started when its first message (the snapshot) arrived.
+    OriginDiscovery {
+        /// API address.
+        api: SocketAddr,
+        /// The pool.
+        pool: PoolId,
+    },
+    /// The nchan peer's subscriber location (`crate::nchan::SUB_PATH`). A subscriber has
+    /// started when the handshake (WebSocket) or the `200` status line (EventSource)
+    /// arrived; nchan sends nothing else until the first publish, so the caller confirms
+    /// the subscriptions with a warm-up publish (`crate::nchan::warm_up`).
+    Nchan {
+        /// nginx's address.
+        addr: SocketAddr,
+    },
+}
+
+/// One received delta: revision, arrival, frame bytes.
+type Arrival = (u64, Instant, usize);
+
+/// What one subscriber saw: revision, arrival and size per delta.
 #[derive(Default)]
 pub struct Record {
-    deltas: Mutex<Vec<(u64, Instant)>>,
+    deltas: Mutex<Vec<Arrival>>,
 }
 
 impl Record {
     /// When revision `rev` arrived, if it did.
     pub fn arrival(&self, rev: u64) -> Option<Instant> {
-        let d = self.deltas.lock().unwrap_or_else(|e| e.into_inner());
-        d.iter().rev().find(|(r, _)| *r == rev).map(|(_, t)| *t)
+        self.find(rev).map(|(_, t, _)| t)
+    }
+
+    /// Bytes of revision `rev`'s frame (the JSON text), if it arrived.
+    pub fn bytes(&self, rev: u64) -> Option<usize> {
+        self.find(rev).map(|(_, _, b)| b)
     }
 
     /// Highest revision received.
     pub fn latest(&self) -> u64 {
         let d = self.deltas.lock().unwrap_or_else(|e| e.into_inner());
-        d.last().map_or(0, |(r, _)| *r)
+        d.last().map_or(0, |(r, _, _)| *r)
     }
 
-    fn push(&self, rev: u64, at: Instant) {
+    fn find(&self, rev: u64) -> Option<Arrival> {
+        let d = self.deltas.lock().unwrap_or_else(|e| e.into_inner());
+        d.iter().rev().find(|(r, _, _)| *r == rev).copied()
+    }
+
+    fn push(&self, rev: u64, at: Instant, bytes: usize) {
         let mut d = self.deltas.lock().unwrap_or_else(|e| e.into_inner());
-        d.push((rev, at));
+        d.push((rev, at, bytes));
     }
 }
 
@@ -75,11 +112,10 @@ struct Head<'a> {
     revision: Option<u64>,
 }
 
-/// A set of subscribers to one pool over one transport.
+/// A set of subscribers to one server over one transport.
 pub struct Fleet {
     transport: Transport,
-    api: SocketAddr,
-    pool: PoolId,
+    server: Server,
     /// One record per subscriber, in connection order.
     pub records: Vec<Arc<Record>>,
     started: Arc<AtomicUsize>,
@@ -90,11 +126,10 @@ pub struct Fleet {
 
 impl Fleet {
     /// An empty fleet.
-    pub fn new(transport: Transport, api: SocketAddr, pool: PoolId) -> Self {
+    pub fn new(transport: Transport, server: Server) -> Self {
         Self {
             transport,
-            api,
-            pool,
+            server,
             records: Vec::new(),
             started: Arc::new(AtomicUsize::new(0)),
             failed: Arc::new(AtomicUsize::new(0)),
@@ -120,14 +155,18 @@ impl Fleet {
         while self.records.len() < n {
             let rec = Arc::new(Record::default());
             self.records.push(rec.clone());
-            let (api, pool, cancel) = (self.api, self.pool.clone(), self.cancel.clone());
+            let (server, cancel) = (self.server.clone(), self.cancel.clone());
             let (started, failed, gate) = (self.started.clone(), self.failed.clone(), gate.clone());
             let transport = self.transport;
             self.tasks.spawn(async move {
                 let permit = gate.acquire_owned().await.expect("never closed");
+                let start = Start {
+                    started,
+                    permit: Some(permit),
+                };
                 let r = match transport {
-                    Transport::WebSocket => ws(api, &pool, rec, started, permit, cancel).await,
-                    Transport::Sse => sse(api, &pool, rec, started, permit, cancel).await,
+                    Transport::WebSocket => ws(&server, rec, start, cancel).await,
+                    Transport::Sse => sse(&server, rec, start, cancel).await,
                 };
                 if let Err(e) = r {
                     if failed.fetch_add(1, Ordering::Relaxed) < 3 {
@@ -160,6 +199,23 @@ impl Fleet {
         self.failed.load(Ordering::Relaxed)
     }
 
+    /// Waits (bounded) until every subscriber has received revision `rev` or a later one;
+    /// fails if a subscriber failed or `within` passed.
+    pub async fn wait_for(&self, rev: u64, within: Duration) -> Result<()> {
+        let deadline = Instant::now() + within;
+        while self.records.iter().any(|r| r.latest() < rev) {
+            if self.failures() > 0 {
+                bail!("{} subscribers failed", self.failures());
+            }
+            if Instant::now() > deadline {
+                let behind = self.records.iter().filter(|r| r.latest() < rev).count();
+                bail!("{behind} subscribers did not get revision {rev} within {within:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(())
+    }
+
     /// Closes every subscriber and waits (bounded) for their tasks.
     pub async fn close(mut self) {
         self.cancel.cancel();
@@ -173,15 +229,32 @@ impl Fleet {
     }
 }
 
-async fn ws(
-    api: SocketAddr,
-    pool: &PoolId,
-    rec: Arc<Record>,
+/// Counts a subscriber as started once, and releases its handshake permit.
+struct Start {
     started: Arc<AtomicUsize>,
-    permit: tokio::sync::OwnedSemaphorePermit,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl Start {
+    fn done(&mut self) {
+        if self.permit.take().is_some() {
+            self.started.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+async fn ws(
+    server: &Server,
+    rec: Arc<Record>,
+    mut start: Start,
     cancel: CancellationToken,
 ) -> Result<()> {
-    let url = client::watch_url(&format!("http://{api}"), pool, None);
+    let url = match server {
+        Server::OriginDiscovery { api, pool } => {
+            client::watch_url(&format!("http://{api}"), pool, None)
+        }
+        Server::Nchan { addr } => format!("ws://{addr}{}", crate::nchan::SUB_PATH),
+    };
     // tungstenite's default 128 KiB read buffer is zero-filled on every read attempt;
     // deltas are a few hundred bytes, so a small buffer keeps the subscribers' own CPU
     // (which shares the machine with the controller) out of the measurement.
@@ -192,7 +265,9 @@ async fn ws(
     )
     .await
     .context("connect timed out")??;
-    let mut permit = Some(permit);
+    if matches!(server, Server::Nchan { .. }) {
+        start.done();
+    }
     loop {
         let msg = tokio::select! {
             _ = cancel.cancelled() => {
@@ -205,34 +280,38 @@ async fn ws(
         let Some(msg) = msg else {
             bail!("the server closed the WebSocket");
         };
-        let text = match msg? {
-            WsMessage::Text(t) => t,
+        match msg? {
+            WsMessage::Text(t) => on_message(t.as_str(), now, &rec, &mut start)?,
+            WsMessage::Binary(b) => {
+                on_message(std::str::from_utf8(&b)?, now, &rec, &mut start)?;
+            }
             WsMessage::Close(f) => bail!("closed by the server: {f:?}"),
-            _ => continue,
-        };
-        on_message(text.as_str(), now, &rec, &started, &mut permit)?;
+            _ => {}
+        }
     }
 }
 
 async fn sse(
-    api: SocketAddr,
-    pool: &PoolId,
+    server: &Server,
     rec: Arc<Record>,
-    started: Arc<AtomicUsize>,
-    permit: tokio::sync::OwnedSemaphorePermit,
+    mut start: Start,
     cancel: CancellationToken,
 ) -> Result<()> {
-    let mut s = tokio::time::timeout(Duration::from_secs(30), TcpStream::connect(api))
+    let (addr, path, snapshot_first) = match server {
+        Server::OriginDiscovery { api, pool } => (
+            *api,
+            format!("/v1/pools/{}/{}/events", pool.namespace, pool.name),
+            true,
+        ),
+        Server::Nchan { addr } => (*addr, crate::nchan::SUB_PATH.to_string(), false),
+    };
+    let mut s = tokio::time::timeout(Duration::from_secs(30), TcpStream::connect(addr))
         .await
         .context("connect timed out")??;
     s.set_nodelay(true)?;
-    let req = format!(
-        "GET /v1/pools/{}/{}/events HTTP/1.1\r\nHost: {api}\r\nAccept: text/event-stream\r\n\r\n",
-        pool.namespace, pool.name
-    );
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n");
     s.write_all(req.as_bytes()).await?;
     let mut lines = BufReader::new(s).lines();
-    let mut permit = Some(permit);
     loop {
         let line = tokio::select! {
             _ = cancel.cancelled() => return Ok(()),
@@ -242,30 +321,32 @@ async fn sse(
         let Some(line) = line else {
             bail!("the server closed the event stream");
         };
-        // Chunked transfer framing lines are interleaved; only `data:` lines matter, and
-        // the server writes each event as one chunk, so they are never split.
+        // origin-discovery's stream is chunked and nchan's is not; either way only `data:`
+        // lines matter, and both servers write each event in one piece, so a chunk-size
+        // line never splits one.
         if let Some(data) = line.strip_prefix("data: ") {
-            on_message(data, now, &rec, &started, &mut permit)?;
-        } else if line.starts_with("HTTP/1.1 ") && !line.starts_with("HTTP/1.1 200") {
-            bail!("SSE refused: {line}");
+            on_message(data, now, &rec, &mut start)?;
+        } else if line.starts_with("HTTP/1.1 ") {
+            if !line.starts_with("HTTP/1.1 200") {
+                bail!("SSE refused: {line}");
+            }
+            if !snapshot_first {
+                start.done();
+            }
         }
     }
 }
 
-fn on_message(
-    text: &str,
-    now: Instant,
-    rec: &Record,
-    started: &AtomicUsize,
-    permit: &mut Option<tokio::sync::OwnedSemaphorePermit>,
-) -> Result<()> {
+fn on_message(text: &str, now: Instant, rec: &Record, start: &mut Start) -> Result<()> {
     let head: Head<'_> = serde_json::from_str(text).context("malformed push message")?;
     match head.kind {
-        // The first message is the snapshot: the subscriber has started.
-        "snapshot" if permit.take().is_some() => {
-            started.fetch_add(1, Ordering::Relaxed);
-        }
-        "delta" => rec.push(head.revision.context("delta without revision")?, now),
+        // origin-discovery's first message is the snapshot: the subscriber has started.
+        "snapshot" => start.done(),
+        "delta" => rec.push(
+            head.revision.context("delta without revision")?,
+            now,
+            text.len(),
+        ),
         _ => {}
     }
     Ok(())

@@ -33,7 +33,7 @@ use origin_discovery::metrics::{Metrics, ProbeResultLabels};
 use origin_discovery::shared::Shared;
 use origin_discovery_core::hub::Hub;
 use origin_discovery_core::index::IndexConfig;
-use origin_discovery_core::model::PoolId;
+use origin_discovery_core::model::{Load, PoolId};
 use origin_discovery_core::signals::{
     EndpointInfo, PortChoice, ProbeKind, ProbeMode, ProbeSpec, ServiceInfo, SliceInfo, SlicePort,
     Stamp,
@@ -338,11 +338,12 @@ async fn measure(plan: &Plan, port: u16, ips: &[Ipv4Addr], child: u32) -> Result
     let mut loads_seen = 0;
     let mut listed = 0;
     shared.stage(|idx| {
-        loads_seen = ips
+        let origins = idx.origins(&pool).unwrap_or_default();
+        loads_seen = origins
             .iter()
-            .filter(|ip| idx.probe_load(&pool, &format!("origin-{ip}")) == Some(0.5))
+            .filter(|o| o.load == Load::quantize(0.5))
             .count();
-        listed = idx.origins(&pool).map_or(0, |o| o.len());
+        listed = origins.len();
     });
     Ok(Report {
         origins: ips.len(),

@@ -14,6 +14,16 @@ export interface Origin {
   readonly state: 'ready' | 'draining';
   /** RFC 3339 timestamp (milliseconds) of the origin's last state change. */
   readonly since: string;
+  /**
+   * Capacity relative to the pool's other origins: an integer from 1 to 10000 (pod annotation
+   * `origin-discovery.io/weight`); absent means 1 (docs/DESIGN.md, "Weights and load").
+   */
+  readonly weight?: number;
+  /**
+   * Last reported load, 0 (idle) to 1 (full), in steps of 0.05, changing at most once per 5 s;
+   * absent when unknown (counts as 0).
+   */
+  readonly load?: number;
 }
 
 export interface RankOptions {
@@ -25,13 +35,30 @@ export interface RankOptions {
   count?: number;
 }
 
-/** Ranks ready origins for `key` exactly like the server's `GET …/pick`. */
+/**
+ * Ranks ready origins for `key` exactly like the server's `GET …/pick`: weighted rendezvous
+ * hashing on `weight × (1 − load)` (README, "Ranking").
+ */
 export function rank(origins: Iterable<Origin>, key: string, options?: RankOptions): Origin[];
-/** The rendezvous weight (unsigned 64-bit) of origin `id` for `key`. */
+/** The rendezvous hash (unsigned 64-bit) of origin `id` for `key`: `fmix64(FNV-1a-64(key ‖ 0x00 ‖ id))`. */
 export function weight(key: string, id: string): bigint;
+/** Fixed-point `2^24 · −log2((h + 1) / 2^64)` of a hash, 0 to 2^30, exactly as the server computes it. */
+export function cost(h: bigint): number;
+/** `weight × max(20 − loadSteps(load), 1)`; invalid weight → 1. */
+export function capacity(origin: { weight?: number; load?: number }): number;
+/** `round(load × 20)` clamped to 0–20; missing or non-numeric → 0. */
+export function loadSteps(load: unknown): number;
+/** `cost / capacity` of `origin` for `key` (lower ranks first), as a float, for margins. */
+export function score(key: string, origin: { id: string; weight?: number; load?: number }): number;
 /** Code-point (= UTF-8 byte) order of two ids, as the server sorts ties. */
 export function compareIds(a: string, b: string): number;
 export const DEFAULT_COUNT: number;
+/** Largest origin weight (10000). */
+export const MAX_WEIGHT: number;
+/** Load steps between 0 and 1 (20: step 0.05). */
+export const LOAD_STEPS: number;
+/** `cost(0n)`: 2^30. */
+export const MAX_COST: number;
 
 /**
  * Retry schedule, GBB-style by default (Glimesh broadcast box: first retry at once, then 1 s,
@@ -194,6 +221,34 @@ export interface OpenContext<S = any> {
  */
 export type FailoverReason = 'closed' | 'error' | 'timeout' | 'draining' | 'removed';
 
+/**
+ * Rebalancing (README, "Rebalancing"): move a healthy connection to the first-ranked origin when
+ * it beats the current one by `margin`, make-before-break, at a random moment so that a pool's
+ * clients together move at most `rate` of themselves per second.
+ */
+export interface RebalanceOptions {
+  /**
+   * Fraction of a pool's clients that may move per second (default 0.05). A client that wants
+   * to move waits uniformly in [0, 1.5 / rate) s: the expected aggregate is ≤ 2/3 · rate · clients.
+   */
+  rate?: number;
+  /**
+   * Move only when `score(current) > (1 + margin) · score(first-ranked)` (default 0.1); a
+   * same-zone origin beats an other-zone one outright when `zone` is set.
+   */
+  margin?: number;
+  /** Never move a connection younger than this, in ms (default 10000). */
+  minAge?: number;
+  /**
+   * Decides instead of the score margin whether `candidate` (the first-ranked origin) is worth
+   * leaving `current` for (for a discovery whose `rank` is not the contract's).
+   */
+  better?: (current: Origin, candidate: Origin, key: string) => boolean;
+}
+export const DEFAULT_REBALANCE: Readonly<Required<Omit<RebalanceOptions, 'better'>>>;
+/** 1.5: the jitter window is `REBALANCE_HEADROOM / rate` seconds. */
+export const REBALANCE_HEADROOM: number;
+
 export interface FailoverOptions<C, S = any> {
   /** Preferred zone (same-zone origins first). */
   zone?: string | null;
@@ -216,8 +271,14 @@ export interface FailoverOptions<C, S = any> {
    * see `FailoverConnection.session`. A value that cannot be cloned throws a `TypeError`.
    */
   session?: S;
-  /** Move automatically when the origin drains or is removed (default true). */
+  /** Move automatically when the origin drains or is removed, or to rebalance (default true). */
   migrate?: boolean;
+  /**
+   * Opt-in: also move a healthy connection when its origin is no longer the first-ranked for
+   * the key by a margin (new capacity, a recovered origin, load shifted) — rate-limited,
+   * jittered, never before `minAge`. `true` for the defaults.
+   */
+  rebalance?: boolean | RebalanceOptions;
   /** How to close a connection (default `conn.close()`); must not wait for the peer. */
   close?: (conn: C) => void;
   /**
@@ -225,17 +286,21 @@ export interface FailoverOptions<C, S = any> {
    * here; `session` is the copy the `open()` of this connection got.
    */
   onConnect?: (info: { connection: C; origin: Origin; migrated: boolean; previous: Origin | null; session: S }) => void;
-  /** `from` failed (while opening or after being open); `to` is tried next (null: none left → back-off). */
+  /**
+   * `from` failed (while opening or after being open); `to` is tried next (null: none left →
+   * back-off). When `from` was a rebalance target, `to` is the current origin, which stays.
+   */
   onFailover?: (info: { from: Origin; to: Origin | null; error: Error; reason: FailoverReason }) => void;
   /**
-   * The current origin is draining or was removed; `to` is where the helper moves (null when there is
-   * no other ready origin: a draining origin keeps serving, a removed one counts as failed and the
-   * helper backs off). `session`: a copy of the session state. Return `false` to handle the move yourself.
+   * The current origin is draining or was removed, or (`rebalance`) another origin now ranks first
+   * by the margin; `to` is where the helper moves (null when there is no other ready origin: a
+   * draining origin keeps serving, a removed one counts as failed and the helper backs off).
+   * `session`: a copy of the session state. Return `false` to handle the move yourself.
    */
   onMigrate?: (info: {
     from: Origin;
     to: Origin | null;
-    reason: 'draining' | 'removed';
+    reason: 'draining' | 'removed' | 'rebalance';
     connection: C;
     session: S;
   }) => void | boolean;

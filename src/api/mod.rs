@@ -1,9 +1,13 @@
 //! The public HTTP API (docs/DESIGN.md, "Public API"): snapshots and long-polls, ranked picks,
 //! WebSocket and SSE push. Every error goes through [`error::ApiError`].
 
+pub mod client_addr;
 pub mod error;
 pub mod limits;
+pub mod openapi;
 pub mod pools;
+pub mod push;
+pub mod serve;
 pub mod sse;
 pub mod static_files;
 pub mod ws;
@@ -32,8 +36,9 @@ use origin_discovery_core::model::PoolId;
 /// close the session with 1009.
 pub const MAX_CONTROL_MESSAGE: usize = 1024;
 
-/// How long one frame may take to be accepted by a subscriber's socket before the
-/// subscriber is disconnected as dead (its queue is the socket buffer; nothing else grows).
+/// Default of `--write-timeout`: how long one frame may take to be accepted by a
+/// subscriber's socket before the subscriber is disconnected as dead (its queue is the
+/// socket buffer; nothing else grows).
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Settings of the public API.
@@ -43,6 +48,21 @@ pub struct ApiConfig {
     pub heartbeat_interval: Duration,
     /// Allowed browser origins (`*` allows any); empty means same-origin only.
     pub cors_allow_origins: Vec<String>,
+    /// Proxies whose forwarding headers name the client (see [`client_addr`]).
+    pub trusted_proxies: Vec<crate::config::Cidr>,
+    /// How long a push write may wait for the client (default [`WRITE_TIMEOUT`]).
+    pub write_timeout: Duration,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            heartbeat_interval: Duration::from_secs(5),
+            cors_allow_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
+            write_timeout: WRITE_TIMEOUT,
+        }
+    }
 }
 
 /// Shared state of the API handlers.
@@ -62,8 +82,8 @@ pub struct ApiState {
     pub sessions: TaskTracker,
 }
 
-/// The public router. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`
-/// (subscriber limits are per client IP).
+/// The public router. Serve it with [`serve::serve`], which provides the connection info
+/// (subscriber limits are per client IP, see [`client_addr`]).
 pub fn router(state: ApiState) -> Router {
     let v1 = Router::new()
         .route("/v1/pools", get(pools::list))
@@ -74,6 +94,7 @@ pub fn router(state: ApiState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), require_sync));
     Router::new()
         .merge(v1)
+        .route("/openapi.json", get(openapi::document))
         .merge(static_files::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -147,7 +168,7 @@ pub fn pool_id(ns: &str, svc: &str) -> Result<PoolId, ApiError> {
     })
 }
 
-/// Client address of a request (set by `into_make_service_with_connect_info`).
+/// Socket peer of a request (set by [`serve::serve`]); limits use [`client_addr::ClientIp`].
 pub type ClientAddr = axum::extract::ConnectInfo<SocketAddr>;
 
 /// Query parameters in order, decoded.

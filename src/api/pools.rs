@@ -10,7 +10,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use rand::Rng;
 
+use super::client_addr::ClientIp;
 use super::error::{ApiError, Result};
+use super::push::{self, transport};
 use super::{param, pool_id, query_pairs, ApiState};
 use origin_discovery_core::hub::{PoolChannel, PoolView};
 use origin_discovery_core::pick::{self, PickRequest};
@@ -23,6 +25,14 @@ pub const MAX_EXCLUDE: usize = 100;
 pub const MAX_KEY: usize = 1024;
 
 /// `GET /v1/pools`.
+#[utoipa::path(
+    get,
+    path = "/v1/pools",
+    summary = "List pools",
+    description = super::openapi::LIST_DOC,
+    tag = "pools",
+    responses(super::openapi::ListResponses)
+)]
 pub async fn list(State(state): State<ApiState>) -> Response {
     #[derive(serde::Serialize)]
     struct Pools {
@@ -42,11 +52,27 @@ fn channel(state: &ApiState, ns: &str, svc: &str) -> Result<Arc<PoolChannel>> {
 /// `GET /v1/pools/{ns}/{svc}[?revision=N&wait=D]`: the snapshot, with `ETag`; with
 /// `If-None-Match` equal to the current tag → 304; with `revision` and `wait`, waits until
 /// the revision exceeds N or the wait (plus up to wait/16 random jitter, spreading the
-/// re-polls of many clients) ends.
+/// re-polls of many clients) ends. A waiting long-poll is a subscriber (transport
+/// `longpoll`) under the subscriber limits (429 beyond them); on shutdown it answers at
+/// once with the current snapshot.
+#[utoipa::path(
+    get,
+    path = "/v1/pools/{ns}/{svc}",
+    summary = "Snapshot of a pool, with ETag and long-poll",
+    description = super::openapi::SNAPSHOT_DOC,
+    tag = "pools",
+    params(
+        super::openapi::PoolPath,
+        super::openapi::PollQuery,
+        super::openapi::PollHeaders
+    ),
+    responses(super::openapi::SnapshotResponses)
+)]
 pub async fn snapshot(
     State(state): State<ApiState>,
     Path((ns, svc)): Path<(String, String)>,
     RawQuery(query): RawQuery,
+    client: ClientIp,
     headers: HeaderMap,
 ) -> Result<Response> {
     let pairs = query_pairs(query.as_deref());
@@ -62,6 +88,7 @@ pub async fn snapshot(
     if let Some(wait) = wait.filter(|w| !w.is_zero()) {
         let after = revision.unwrap_or(view.snapshot.revision);
         if view.snapshot.revision == after {
+            let _permit = push::admit(&state, client.0, transport::LONGPOLL)?;
             let jitter = rand::rng().random_range(0..=wait.as_millis() as u64 / 16);
             let deadline = tokio::time::Instant::now() + wait + Duration::from_millis(jitter);
             let mut rx = channel.watch();
@@ -71,13 +98,15 @@ pub async fn snapshot(
                     view = current;
                     break;
                 }
-                match tokio::time::timeout_at(deadline, rx.changed()).await {
-                    Ok(Ok(())) => continue,
-                    // Deadline, or the channel was dropped: answer with what we have.
-                    _ => {
-                        view = channel.current();
-                        break;
-                    }
+                // Woken by a new revision; not by the deadline, the channel's end or shutdown
+                // (then the answer is what there is).
+                let woken = tokio::select! {
+                    changed = tokio::time::timeout_at(deadline, rx.changed()) => matches!(changed, Ok(Ok(()))),
+                    _ = state.shutdown.cancelled() => false,
+                };
+                if !woken {
+                    view = channel.current();
+                    break;
                 }
             }
         }
@@ -126,6 +155,15 @@ fn parse_wait(s: &str) -> Result<Duration> {
 }
 
 /// `GET /v1/pools/{ns}/{svc}/pick?key=K&zone=Z&exclude=a,b&count=N`.
+#[utoipa::path(
+    get,
+    path = "/v1/pools/{ns}/{svc}/pick",
+    summary = "Ranked reconnect targets for a key",
+    description = super::openapi::PICK_DOC,
+    tag = "pools",
+    params(super::openapi::PoolPath, super::openapi::PickQuery),
+    responses(super::openapi::PickResponses)
+)]
 pub async fn pick(
     State(state): State<ApiState>,
     Path((ns, svc)): Path<(String, String)>,

@@ -3,37 +3,57 @@
 //! Each message is one event with `id: <epoch>-<revision>` and a single `data:` line (the
 //! compact JSON has no newlines); heartbeats are comment lines. `Last-Event-ID` (or
 //! `?epoch=&revision=`) resumes like the WebSocket does.
+//!
+//! The session is the shared push driver ([`super::push::run`]) in a task of its own,
+//! writing into a one-chunk channel that the response body drains: the channel is full
+//! while the socket is, so the driver's write timeout applies as it does to WebSocket. A
+//! timed-out session drops its connection ([`super::serve::ConnectionHandle`]).
 
 use std::convert::Infallible;
+use std::fmt::Write as _;
 
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use bytes::{BufMut, Bytes, BytesMut};
-use futures::StreamExt;
-use tokio::time::{Instant, Interval, MissedTickBehavior};
-use tokio_util::sync::CancellationToken;
+use axum::Extension;
+use bytes::{Bytes, BytesMut};
+use tokio::sync::mpsc;
 
+use super::client_addr::ClientIp;
 use super::error::{ApiError, Result};
-use super::limits::Permit;
-use super::{pool_id, query_pairs, resume_params, ApiState, ClientAddr};
-use crate::metrics::TransportLabels;
-use axum::extract::ConnectInfo;
-use origin_discovery_core::hub::{FrameKind, Subscription};
-use prometheus_client::metrics::histogram::Histogram;
-
-const TRANSPORT: TransportLabels = TransportLabels { transport: "sse" };
+use super::push::{self, transport, Gone, Incoming, Outgoing, SessionContext, Transport};
+use super::serve::ConnectionHandle;
+use super::{pool_id, query_pairs, resume_params, ApiState};
+use origin_discovery_core::hub::Subscription;
 
 /// Browsers reconnect an EventSource after this many milliseconds (default would be ~3 s).
 const RETRY_MS: u32 = 500;
 
+/// Initial size of a session's event buffer; events are encoded into it and split off, so
+/// it is reallocated only when a large snapshot does not fit.
+const EVENT_BUFFER: usize = 4 * 1024;
+
 /// The SSE handler.
+#[utoipa::path(
+    get,
+    path = "/v1/pools/{ns}/{svc}/events",
+    summary = "Subscribe over Server-Sent Events",
+    description = super::openapi::EVENTS_DOC,
+    tag = "push",
+    params(
+        super::openapi::PoolPath,
+        super::openapi::ResumeQuery,
+        super::openapi::EventHeaders
+    ),
+    responses(super::openapi::EventsResponses)
+)]
 pub async fn events(
     State(state): State<ApiState>,
     Path((ns, svc)): Path<(String, String)>,
     RawQuery(query): RawQuery,
-    ConnectInfo(addr): ClientAddr,
+    client: ClientIp,
+    connection: Option<Extension<ConnectionHandle>>,
     headers: HeaderMap,
 ) -> Result<Response> {
     let id = pool_id(&ns, &svc)?;
@@ -42,31 +62,28 @@ pub async fn events(
         None => resume_params(&query_pairs(query.as_deref()))?,
     };
     let channel = state.hub.pool(&id).ok_or(ApiError::UnknownPool(id))?;
-    let gauge = state.metrics.subscribers.get_or_create(&TRANSPORT).clone();
-    let permit = state.limiter.acquire(addr.ip(), gauge).inspect_err(|_| {
-        state.metrics.rejected.get_or_create(&TRANSPORT).inc();
-    })?;
+    let permit = push::admit(&state, client.0, transport::SSE)?;
     let sub = Subscription::new(channel, resume.as_ref().map(|(e, r)| (e.as_str(), *r)));
-    let period = state.config.heartbeat_interval;
-    let mut heartbeat = tokio::time::interval_at(Instant::now() + period, period);
-    heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let session = Session {
-        sub,
-        heartbeat,
-        shutdown: state.shutdown.clone(),
-        push_latency: state.metrics.push_latency.get_or_create(&TRANSPORT).clone(),
-        period,
-        last_write: Instant::now(),
+    let ctx = SessionContext::from_state(&state);
+    // One chunk in the channel at a time: the driver's write waits while the body has not
+    // taken the previous one.
+    let (tx, rx) = mpsc::channel::<Bytes>(1);
+    let mut sse = SseTransport {
+        tx,
+        buf: BytesMut::with_capacity(EVENT_BUFFER),
         epoch: state.hub.epoch().to_string(),
         started: false,
-        done: false,
-        _permit: permit,
+        connection: connection.map(|Extension(c)| c),
     };
-    let body = futures::stream::unfold(session, |mut s| async move {
-        let chunk = s.next_chunk().await?;
-        Some((chunk, s))
-    })
-    .map(Ok::<_, Infallible>);
+    state.sessions.spawn(async move {
+        let _permit = permit;
+        let end = push::run(&mut sse, transport::SSE, sub, &ctx).await;
+        tracing::debug!(%client, ?end, "sse session ended");
+    });
+    let body = futures::stream::unfold(rx, |mut rx| async move {
+        let chunk = rx.recv().await?;
+        Some((Ok::<_, Infallible>(chunk), rx))
+    });
     Ok((
         [
             (
@@ -92,57 +109,53 @@ fn parse_event_id(id: &str) -> Result<(String, u64)> {
     Ok((epoch.to_string(), revision.parse().map_err(|_| bad())?))
 }
 
-struct Session {
-    sub: Subscription,
-    heartbeat: Interval,
-    shutdown: CancellationToken,
-    push_latency: Histogram,
-    period: std::time::Duration,
-    last_write: Instant,
+/// SSE framing into the response body's channel.
+struct SseTransport {
+    tx: mpsc::Sender<Bytes>,
+    buf: BytesMut,
     epoch: String,
     started: bool,
-    done: bool,
-    _permit: Permit,
+    connection: Option<ConnectionHandle>,
 }
 
-impl Session {
-    async fn next_chunk(&mut self) -> Option<Bytes> {
-        if self.done {
-            return None;
-        }
-        let mut out = BytesMut::new();
-        if !self.started {
-            self.started = true;
-            out.put_slice(format!("retry: {RETRY_MS}\n").as_bytes());
-        }
-        loop {
-            tokio::select! {
-                biased;
-                _ = self.shutdown.cancelled() => return None,
-                frame = self.sub.next() => {
-                    let frame = frame?;
-                    out.put_slice(format!("id: {}-{}\ndata: ", self.epoch, frame.revision).as_bytes());
-                    out.put_slice(&frame.bytes);
-                    out.put_slice(b"\n\n");
-                    if let Some(received) = frame.received {
-                        self.push_latency.observe(received.elapsed().as_secs_f64());
-                    }
-                    if frame.kind == FrameKind::Removed {
-                        self.done = true;
-                    }
-                    self.last_write = Instant::now();
-                    break;
+impl Transport for SseTransport {
+    async fn send(&mut self, out: Outgoing<'_>) -> std::result::Result<(), Gone> {
+        let buf = &mut self.buf;
+        match out {
+            Outgoing::Frame(frame) => {
+                buf.reserve(frame.bytes.len() + self.epoch.len() + 48);
+                if !self.started {
+                    self.started = true;
+                    let _ = writeln!(buf, "retry: {RETRY_MS}");
                 }
-                _ = self.heartbeat.tick() => {
-                    // Skipped while frames flow (see the WebSocket session).
-                    if self.last_write.elapsed() >= self.period {
-                        out.put_slice(format!(": heartbeat {}\n\n", self.sub.revision()).as_bytes());
-                        break;
-                    }
-                }
+                let _ = write!(buf, "id: {}-{}\ndata: ", self.epoch, frame.revision);
+                buf.extend_from_slice(&frame.bytes);
+                buf.extend_from_slice(b"\n\n");
             }
+            Outgoing::Heartbeat(revision) => {
+                let _ = write!(buf, ": heartbeat {revision}\n\n");
+            }
+            // No client → server channel, so never asked.
+            Outgoing::Pong(_) => return Ok(()),
         }
-        Some(out.freeze())
+        let chunk = buf.split().freeze();
+        self.tx.send(chunk).await.map_err(|_| Gone)
+    }
+
+    async fn recv(&mut self) -> Incoming {
+        // The body is dropped when the client goes away.
+        self.tx.closed().await;
+        Incoming::Gone
+    }
+
+    async fn close(&mut self, _code: u16, _reason: &'static str) {
+        // The stream ends when the transport (its sender) is dropped.
+    }
+
+    fn abort(&mut self) {
+        if let Some(c) = &self.connection {
+            c.close();
+        }
     }
 }
 

@@ -76,10 +76,13 @@ use std::fmt::Debug;
 use std::hash::Hash;
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use futures::StreamExt;
-use kube::runtime::watcher::{self, Event};
+use kube::runtime::utils::Backoff as _;
+use kube::runtime::watcher::{self, DefaultBackoff, Event};
 use kube::runtime::WatchStreamExt;
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
 use crate::metrics::ResourceLabels;
@@ -114,10 +117,54 @@ pub trait Source: Send + 'static {
     fn reset(&mut self, index: &mut Index, keep: &HashSet<Self::Key>, stamp: Stamp);
 }
 
+/// A client for one source's requests that records every 2xx answer as that source's
+/// watch being live ([`SourceHealth::ok`]): a re-opened watch on an idle resource yields
+/// no event, so the answer to the watch request is the only sign that it is live again.
+pub fn observed_client(client: &Client, health: Arc<SourceHealth>) -> Client {
+    let inner = client.clone();
+    let service = tower::service_fn(move |req: axum::http::Request<kube::client::Body>| {
+        let inner = inner.clone();
+        let health = health.clone();
+        async move {
+            let resp = inner.send(req).await?;
+            if resp.status().is_success() {
+                health.ok();
+            }
+            Ok::<_, kube::Error>(resp)
+        }
+    });
+    Client::new(service, client.default_namespace())
+}
+
+/// Shortest time between two relists after `410 Gone` that skip the back-off.
+pub const FREE_RELIST_SPACING: Duration = Duration::from_secs(1);
+
+/// Whether a watch error means the apiserver did not answer at all (rather than answering
+/// with an error status).
+fn is_unreachable(err: &watcher::Error) -> bool {
+    match err {
+        watcher::Error::InitialListFailed(e)
+        | watcher::Error::WatchStartFailed(e)
+        | watcher::Error::WatchFailed(e) => matches!(
+            e,
+            kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_)
+        ),
+        watcher::Error::WatchError(_) | watcher::Error::NoResourceVersion => false,
+    }
+}
+
 /// Runs one source until its watch ends (never, barring bugs): list, then watch, with
-/// backoff on errors and `managedFields` trimmed. During a (re)list, objects are applied
-/// without publishing and the result is committed once at the end, so a relist of
-/// unchanged objects publishes nothing.
+/// kube's default back-off on errors and `managedFields` trimmed. During a (re)list,
+/// objects are applied without publishing and the result is committed once at the end, so
+/// a relist of unchanged objects publishes nothing.
+///
+/// The back-off (kube's `DefaultBackoff`: 0.8 s doubling to 30 s, jittered) is applied
+/// here rather than with `.default_backoff()` so that it can be cut short: while the
+/// apiserver did not answer, a source retries as soon as the staleness task sees it answer
+/// again ([`Shared::apiserver_reachable`]) — a watch resumes within a probe period of the
+/// apiserver's return instead of after the rest of a back-off of up to 30 s. A `410 Gone`
+/// relists at once, like client-go's reflector (at most once per [`FREE_RELIST_SPACING`];
+/// more often, the back-off applies).
 pub async fn run<S: Source>(
     mut source: S,
     api: Api<S::K>,
@@ -132,11 +179,13 @@ where
         resource: S::RESOURCE,
     };
     let mut stream = watcher::watcher(api, config)
-        .default_backoff()
         .modify(|obj| {
             obj.managed_fields_mut().clear();
         })
         .boxed();
+    let mut backoff = DefaultBackoff::default();
+    let mut reachable = shared.reachable_events();
+    let mut last_free_relist: Option<std::time::Instant> = None;
     let mut listing: Option<HashSet<S::Key>> = None;
     let mut lists = 0u64;
     while let Some(event) = stream.next().await {
@@ -144,12 +193,33 @@ where
         let event = match event {
             Ok(e) => e,
             Err(err) => {
-                tracing::warn!(resource = S::RESOURCE, error = %err, "watch error; retrying with backoff");
                 shared.metrics.watch_errors.get_or_create(&labels).inc();
-                health.failed(stamp.at);
+                let gone = matches!(&err, watcher::Error::WatchError(s) if s.code == 410);
+                if gone && last_free_relist.is_none_or(|t| t.elapsed() >= FREE_RELIST_SPACING) {
+                    tracing::info!(
+                        resource = S::RESOURCE,
+                        "watch expired (410 Gone); relisting"
+                    );
+                    last_free_relist = Some(stamp.at);
+                    continue;
+                }
+                let unreachable = is_unreachable(&err);
+                health.failed(stamp.at, unreachable);
+                let delay = backoff.next().unwrap_or(Duration::from_secs(30));
+                tracing::warn!(resource = S::RESOURCE, error = %err, ?delay, "watch error; retrying after a back-off");
+                // Only a wake-up from now on counts.
+                reachable.borrow_and_update();
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = reachable.changed(), if unreachable => {
+                        tracing::info!(resource = S::RESOURCE, "apiserver answers again; retrying now");
+                        backoff.reset();
+                    }
+                }
                 continue;
             }
         };
+        backoff.reset();
         health.ok();
         shared.metrics.watch_events.get_or_create(&labels).inc();
         match event {

@@ -12,10 +12,10 @@ use origin_discovery_core::signals::Stamp;
 /// Watches pods (optionally narrowed by `--pod-selector`).
 #[derive(Debug, Default)]
 pub struct Pods {
-    /// Pods whose URL annotation was reported malformed, with the reported value, so the
-    /// error is logged once per bad value rather than on every event.
+    /// Pods whose annotations were reported malformed, with the reported error, so it is
+    /// logged once per bad value rather than on every event.
     reported: HashMap<(String, String), String>,
-    /// How many malformed-URL warnings were logged (for tests and diagnostics).
+    /// How many malformed-annotation warnings were logged (for tests and diagnostics).
     pub warnings: u64,
 }
 
@@ -41,7 +41,7 @@ impl Source for Pods {
             Some(err) => {
                 if self.reported.get(&k) != Some(&err) {
                     tracing::warn!(pod = %format!("{}/{}", k.0, k.1), error = %err,
-                        "ignoring malformed origin URL annotation; using the Service's url-template");
+                        "ignoring a malformed pod annotation (a bad url uses the Service's url-template, a bad weight counts as 1, a bad load as unknown)");
                     self.reported.insert(k, err);
                     self.warnings += 1;
                 }

@@ -79,7 +79,7 @@ def test_chart_defaults_match_the_binary_defaults(run_flags):
 def test_optional_flags_are_absent_by_default(default_render):
     args = _flags(chartlib.container(default_render)["args"])
     for flag in ("namespace", "service", "pod-selector", "node-signals", "node-lease-grace",
-                 "cors-allow-origin"):
+                 "cors-allow-origin", "trusted-proxies"):
         assert flag not in args, flag
 
 
@@ -102,6 +102,11 @@ def test_each_value_reaches_its_flag():
     assert args["probe-failures"] == ["3"]
     assert args["probe-successes"] == ["2"]
     assert args["probe-panic-threshold"] == ["75"]
+    assert args["trusted-proxies"] == ["10.0.0.0/8,fd00::/8"]
+    assert args["max-connections"] == ["60000"]
+    assert args["header-read-timeout"] == ["5s"]
+    assert args["max-header-bytes"] == ["32KiB"]
+    assert args["write-timeout"] == ["10s"]
     assert args["cors-allow-origin"] == ["https://player.example.com", "*"]
     assert args["shutdown-timeout"] == ["20s"]
     assert args["log-level"] == ["origin_discovery=debug,info"]

@@ -127,6 +127,13 @@ effective configuration; toYaml quotes whatever needs quoting (`*`, spaces, colo
 {{- $args = append $args (printf "--probe-panic-threshold=%d" ($v.probes.panicThreshold | int64)) }}
 {{- $args = append $args (printf "--max-subscribers=%d" ($v.maxSubscribers | int64)) }}
 {{- $args = append $args (printf "--max-subscribers-per-ip=%d" ($v.maxSubscribersPerIp | int64)) }}
+{{- with $v.trustedProxies }}
+{{- $args = append $args (printf "--trusted-proxies=%s" (join "," .)) }}
+{{- end }}
+{{- $args = append $args (printf "--max-connections=%d" ($v.maxConnections | int64)) }}
+{{- $args = append $args (printf "--header-read-timeout=%s" $v.headerReadTimeout) }}
+{{- $args = append $args (printf "--max-header-bytes=%v" $v.maxHeaderBytes) }}
+{{- $args = append $args (printf "--write-timeout=%s" $v.writeTimeout) }}
 {{- $args = append $args (printf "--delta-log=%d" ($v.deltaLog | int64)) }}
 {{- range $v.corsAllowOrigins }}
 {{- $args = append $args (printf "--cors-allow-origin=%s" .) }}

@@ -8,7 +8,7 @@
 // so `./client/index.js` below resolves to `/client/index.js`. The API it talks to is the same
 // origin: `GET /v1/pools` and the `/v1/pools/{ns}/{svc}/watch` WebSocket.
 
-import { OriginDiscovery, rank } from './client/index.js';
+import { OriginDiscovery, connectWithFailover } from './client/index.js';
 
 const POOLS_REFRESH_MS = 5_000;
 const TIMELINE_MAX = 300;
@@ -99,8 +99,10 @@ async function refreshPools() {
 
 /** @type {OriginDiscovery | null} */
 let discovery = null;
-/** @type {Map<string, string>} simulated client key → origin id */
-let assignment = new Map();
+/** @type {import('./client/index.js').FailoverConnection<any>[]} the simulated clients */
+let crowd = [];
+/** @type {Map<string, any>} the last version of every origin seen, to describe updates */
+let known = new Map();
 let lastFrameAt = 0;
 
 function clientCount() {
@@ -108,38 +110,84 @@ function clientCount() {
   return Math.min(5000, Math.max(1, Number.isFinite(n) ? Math.floor(n) : 200));
 }
 
+/** Moves of simulated clients since the last timeline entry about them, by reason. */
+let moves = { failover: 0, draining: 0, removed: 0, rebalance: 0 };
+
 /**
- * Places the simulated clients the way `connectWithFailover` behaves: a client stays on its
- * origin while that origin is ready, and only when it drains or disappears moves to its
- * first-ranked ready origin. Returns how many clients moved.
- * @param {readonly {id: string, state: string}[]} origins
+ * Starts the simulated clients: each one is the real `connectWithFailover` for key
+ * `stream-i`, with a stand-in connection that opens at once and never fails by itself, and
+ * rebalancing on (unless unticked) with the library's defaults. So the bars show exactly what
+ * a pool of real clients would do: stay put while their origin is ready, move at once when
+ * it drains or goes away, and — with rebalancing — spread onto capacity that joins later,
+ * at most 5 % of the clients per second, never within 10 s of their last move.
  */
-function reassign(origins) {
-  const ready = new Set(origins.filter((o) => o.state === 'ready').map((o) => o.id));
-  /** @type {Map<string, string>} */
-  const next = new Map();
-  let moved = 0;
+function startCrowd() {
+  for (const c of crowd) c.close();
+  crowd = [];
+  moves = { failover: 0, draining: 0, removed: 0, rebalance: 0 };
+  const d = discovery;
+  if (!d) return;
+  const rebalance = /** @type {HTMLInputElement} */ ($('rebalance')).checked;
   const n = clientCount();
   for (let i = 1; i <= n; i++) {
-    const key = `stream-${i}`;
-    const before = assignment.get(key);
-    let target = before;
-    if (target === undefined || !ready.has(target)) {
-      target = rank(/** @type {any} */ (origins), key, { count: 1 })[0]?.id ?? '';
-      if (before !== undefined && before !== target) moved++;
-    }
-    next.set(key, target);
+    /** @type {string | null} */
+    let last = null;
+    /** @type {keyof typeof moves} */
+    let why = 'failover';
+    crowd.push(
+      connectWithFailover(d, `stream-${i}`, () => ({ close() {} }), {
+        rebalance,
+        onlineEvents: null,
+        onMigrate: ({ reason }) => {
+          why = reason;
+        },
+        onConnect: ({ origin }) => {
+          if (last !== null && last !== origin.id) moves[why] += 1;
+          last = origin.id;
+          why = 'failover';
+          scheduleRender();
+        },
+      }),
+    );
   }
-  assignment = next;
-  return moved;
+  scheduleRender();
 }
 
 function perOrigin() {
   /** @type {Map<string, number>} */
   const counts = new Map();
-  for (const id of assignment.values()) counts.set(id, (counts.get(id) ?? 0) + 1);
+  for (const c of crowd) {
+    const id = c.origin?.id ?? '';
+    counts.set(id, (counts.get(id) ?? 0) + 1);
+  }
   return counts;
 }
+
+let renderPending = false;
+/** Re-renders the table and bars once per frame at most (many clients move at once). */
+function scheduleRender() {
+  if (renderPending) return;
+  renderPending = true;
+  requestAnimationFrame(() => {
+    renderPending = false;
+    renderOrigins();
+    renderBars();
+  });
+}
+
+/** Once a second: a timeline entry for the simulated clients that moved in it, if any. */
+function reportMoves() {
+  const total = moves.failover + moves.draining + moves.removed + moves.rebalance;
+  if (!total) return;
+  const parts = Object.entries(moves)
+    .filter(([, n]) => n > 0)
+    .map(([why, n]) => `${n} ${why}`);
+  addEntry(Date.now(), 'moves', [h('span', { class: 'moved' }, `${total} client${total === 1 ? '' : 's'} moved`), `(${parts.join(', ')})`]);
+  moves = { failover: 0, draining: 0, removed: 0, rebalance: 0 };
+}
+
+/** @param {{load?: number}} o */
+const formatLoad = (o) => (typeof o.load === 'number' ? `${Math.round(o.load * 100)} %` : '–');
 
 /** @type {Set<string>} origins changed by the last change, highlighted briefly */
 let flash = new Set();
@@ -161,6 +209,8 @@ function renderOrigins() {
         h('td', null, o.node ?? '–'),
         h('td', { class: 'mono' }, `${o.ip}:${o.port}`),
         h('td', { class: 'num', 'data-since': o.since, title: o.since }, formatAge(now - Date.parse(o.since))),
+        h('td', { class: 'num weight' }, String(o.weight ?? 1)),
+        h('td', { class: 'num load' }, formatLoad(o)),
         h('td', { class: 'num' }, String(counts.get(o.id) ?? 0)),
       ),
     ),
@@ -170,15 +220,16 @@ function renderOrigins() {
 function renderBars() {
   if (!discovery) return;
   const counts = perOrigin();
-  const total = assignment.size || 1;
+  const total = crowd.length || 1;
   const unassigned = counts.get('') ?? 0;
   const rows = discovery.origins.map((o) => {
     const n = counts.get(o.id) ?? 0;
     const bar = h('span', { class: `bar ${o.state}` });
     bar.style.width = `${(100 * n) / total}%`;
-    return h('div', { class: 'bar-row' }, h('span', { class: 'bar-label' }, o.id), h('span', { class: 'bar-track' }, bar), h('span', { class: 'num' }, String(n)));
+    const label = `${o.id}${(o.weight ?? 1) !== 1 ? ` ×${o.weight}` : ''}${typeof o.load === 'number' ? ` · load ${formatLoad(o)}` : ''}`;
+    return h('div', { class: 'bar-row' }, h('span', { class: 'bar-label', title: label }, label), h('span', { class: 'bar-track' }, bar), h('span', { class: 'num' }, String(n)));
   });
-  if (unassigned) rows.push(h('div', { class: 'bar-row error' }, `${unassigned} clients have no ready origin`));
+  if (unassigned) rows.push(h('div', { class: 'bar-row error' }, `${unassigned} clients have no origin right now`));
   $('bars').replaceChildren(...rows);
 }
 
@@ -232,26 +283,42 @@ function addEntry(at, kind, body, latency = null) {
 }
 
 /**
- * @param {{origins: readonly {id: string}[], added: {id: string, state: string}[], updated: {id: string, state: string}[], removed: {id: string}[], reason: string, revision: number | null}} d  a `change` detail
- * @param {number} moved
+ * What changed in an updated origin: its state, else its weight and load.
+ * @param {any} o the new version
  */
-function describeChange(d, moved) {
+function describeUpdate(o) {
+  const prev = known.get(o.id);
+  if (!prev || prev.state !== o.state) return `${o.id} → ${o.state}`;
+  const what = [];
+  if ((prev.weight ?? 1) !== (o.weight ?? 1)) what.push(`weight ${o.weight ?? 1}`);
+  if (prev.load !== o.load) what.push(`load ${formatLoad(o)}`);
+  return `${o.id}: ${what.join(', ') || 'updated'}`;
+}
+
+/**
+ * @param {{origins: readonly {id: string}[], added: {id: string, state: string, weight?: number}[], updated: {id: string, state: string}[], removed: {id: string}[], reason: string, revision: number | null}} d  a `change` detail
+ */
+function describeChange(d) {
   /** @type {(Node | string)[]} */
   const parts = [];
   if (d.revision != null) parts.push(h('span', { class: 'rev' }, `r${d.revision}`));
   if (d.reason === 'snapshot') parts.push(`${d.origins.length} origins`);
-  for (const o of d.added) parts.push(h('span', { class: `chg add ${o.state}` }, `+${o.id}${o.state === 'ready' ? '' : ` (${o.state})`}`));
-  for (const o of d.updated) parts.push(h('span', { class: `chg upd ${o.state}` }, `${o.id} → ${o.state}`));
+  for (const o of d.added) {
+    const extra = [o.state === 'ready' ? '' : o.state, (o.weight ?? 1) !== 1 ? `weight ${o.weight}` : ''].filter(Boolean).join(', ');
+    parts.push(h('span', { class: `chg add ${o.state}` }, `+${o.id}${extra ? ` (${extra})` : ''}`));
+  }
+  for (const o of d.updated) parts.push(h('span', { class: `chg upd ${o.state}` }, describeUpdate(o)));
   for (const o of d.removed) parts.push(h('span', { class: 'chg del' }, `−${o.id}`));
-  if (moved) parts.push(h('span', { class: 'moved' }, `${moved} client${moved === 1 ? '' : 's'} moved`));
   return parts;
 }
 
 /** @param {string} pool */
 function watch(pool) {
+  for (const c of crowd) c.close();
+  crowd = [];
   discovery?.close();
   discovery = null;
-  assignment = new Map();
+  known = new Map();
   lastFrameAt = 0;
   flash = new Set();
   selected = pool;
@@ -287,7 +354,6 @@ function watch(pool) {
   });
   d.on('change', (c) => {
     schedulePoolsRefresh();
-    const moved = reassign(c.origins);
     flash = new Set([...c.added, ...c.updated].map((o) => o.id));
     /** @type {string | null} */
     let latency = null;
@@ -296,11 +362,13 @@ function watch(pool) {
       const sinces = upserts.map((/** @type {{since: string}} */ o) => Date.parse(o.since)).filter(Number.isFinite);
       if (sinces.length) latency = `since→received ${formatLatency(c.receivedAt - Math.max(...sinces))}`;
     }
-    addEntry(c.receivedAt, c.reason, describeChange(c, moved), latency);
+    addEntry(c.receivedAt, c.reason, describeChange(c), latency);
+    known = new Map(c.origins.map((o) => [o.id, o]));
     renderOrigins();
     renderBars();
     renderMeta();
   });
+  startCrowd();
 }
 
 function onHash() {
@@ -308,13 +376,8 @@ function onHash() {
   if (pool && pool !== selected) watch(pool);
 }
 
-$('client-count').addEventListener('change', () => {
-  if (!discovery) return;
-  assignment = new Map();
-  reassign(discovery.origins);
-  renderOrigins();
-  renderBars();
-});
+$('client-count').addEventListener('change', startCrowd);
+$('rebalance').addEventListener('change', startCrowd);
 window.addEventListener('hashchange', onHash);
 onHash();
 /** Refreshes the pool list soon after a change (debounced), so its counts follow the table. */
@@ -330,3 +393,4 @@ function schedulePoolsRefresh() {
 refreshPools();
 setInterval(refreshPools, POOLS_REFRESH_MS);
 setInterval(tickAges, 1_000);
+setInterval(reportMoves, 1_000);

@@ -2,7 +2,9 @@
 // Rust build: serves the dashboard exactly as the controller will (`/` → dashboard/,
 // `/client/*` → src/*), answers `GET /v1/pools`, and speaks the watch WebSocket protocol for
 // one simulated pool `demo/origin` whose origins drain, die and get replaced every few
-// seconds. It is a development aid, not a reference for the server.
+// seconds; every third origin has weight 2, and loads drift (reported in steps of 0.05, at
+// most once per origin per 5 s, as the controller publishes them). It is a development aid,
+// not a reference for the server.
 //
 //   npm run demo            # http://127.0.0.1:8099/
 //   PORT=9000 CHAOS_MS=3000 HEARTBEAT_MS=5000 npm run demo
@@ -41,6 +43,7 @@ function newOrigin() {
     zone: zones[n % 3],
     state: 'ready',
     since: new Date().toISOString(),
+    ...(n % 3 === 2 ? { weight: 2 } : {}),
   };
 }
 for (let i = 0; i < 4; i++) {
@@ -79,6 +82,15 @@ setInterval(() => {
   }
   setTimeout(() => publish([newOrigin()], []), 2500);
 }, CHAOS_MS).unref();
+
+// Load drift: every 5 s one ready origin reports a new load (a step of ±0.05…0.15).
+setInterval(() => {
+  const ready = [...origins.values()].filter((o) => o.state === 'ready');
+  if (ready.length === 0) return;
+  const o = ready[Math.floor(Math.random() * ready.length)];
+  const steps = Math.round((o.load ?? 0.3) * 20) + (Math.random() < 0.5 ? -1 : 1) * (1 + Math.floor(Math.random() * 3));
+  publish([{ ...o, load: Math.min(20, Math.max(0, steps)) / 20 }], []);
+}, 5_000).unref();
 
 function snapshot() {
   return { type: 'snapshot', pool: POOL, epoch: EPOCH, revision, stale: false, origins: [...origins.values()] };

@@ -37,7 +37,7 @@ const HEALTHY_AFTER_MS = 1_000;
 /** Close code this client uses when it abandons a socket (heartbeat loss, gap, bad frame). */
 const CLIENT_CLOSE_CODE = 4000;
 
-const ORIGIN_FIELDS = /** @type {const} */ (['id', 'url', 'ip', 'port', 'node', 'zone', 'state', 'since']);
+const ORIGIN_FIELDS = /** @type {const} */ (['id', 'url', 'ip', 'port', 'node', 'zone', 'state', 'since', 'weight', 'load']);
 
 /**
  * Builds the watch URL for `pool` on discovery base URL `base`.

@@ -22,8 +22,18 @@
 // - The application's session state (`handle.session`) is copied with `structuredClone` into
 //   every `open()` call and `onMigrate`, so the app re-publishes with identical parameters
 //   and a later mutation never changes what an earlier call saw.
+// - Rebalancing (opt-in, `rebalance`): when the current origin, still ready, is no longer the
+//   first-ranked for the key by a margin (capacity joined, an origin recovered, load shifted),
+//   the helper moves there make-before-break, through the same path as a drain. Each client
+//   waits a uniformly random time in [0, 1.5/rate) s (after its connection reached `minAge`)
+//   before moving and re-checks then, so however many clients want to move at the same
+//   moment, the expected number that move in any one second is at most 2/3 of `rate` × the
+//   pool's clients, and the actual number stays below `rate` × clients but for a vanishing
+//   chance (the bound and its conditions: README, "Rebalancing"). A rebalance is optional:
+//   if its target does not open, the current connection simply stays.
 
 import { backoffDelay, backoffOptions, onOnline, timerFunctions } from './backoff.js';
+import { score } from './rank.js';
 
 /** @typedef {import('../index.d.ts').Origin} Origin */
 /** @typedef {import('../index.d.ts').FailoverOptions<any>} FailoverOptions */
@@ -31,6 +41,37 @@ import { backoffDelay, backoffOptions, onOnline, timerFunctions } from './backof
 
 /** Default time an `open()` may take before the next origin is tried. */
 export const DEFAULT_CONNECT_TIMEOUT = 5_000;
+
+/**
+ * A client that wants to move waits uniformly in [0, REBALANCE_HEADROOM / rate) s, so the
+ * expected aggregate is at most rate / REBALANCE_HEADROOM of the clients per second: the
+ * headroom keeps the actual count in a second below `rate` × clients (README, "Rebalancing").
+ */
+export const REBALANCE_HEADROOM = 1.5;
+
+/** Rebalancing defaults (`rebalance: true`). */
+export const DEFAULT_REBALANCE = Object.freeze({
+  /** At most this fraction of a pool's clients move per second (expected). */
+  rate: 0.05,
+  /** Move only when the first-ranked origin's score beats the current one's by this factor. */
+  margin: 0.1,
+  /** Never move a connection younger than this (ms). */
+  minAge: 10_000,
+});
+
+/**
+ * @param {import('../index.d.ts').RebalanceOptions | boolean | undefined} options
+ * @returns {(Required<Omit<import('../index.d.ts').RebalanceOptions, 'better'>> & {better: import('../index.d.ts').RebalanceOptions['better'], spread: number}) | null}
+ */
+export function rebalanceOptions(options) {
+  if (!options) return null;
+  const o = { ...DEFAULT_REBALANCE, better: undefined, ...(options === true ? {} : options) };
+  if (!(o.rate > 0)) throw new RangeError('rebalance: rate must be > 0 (a fraction of the clients per second)');
+  if (!(o.margin >= 0) || !Number.isFinite(o.margin)) throw new RangeError('rebalance: margin must be a finite number >= 0');
+  if (!(o.minAge >= 0) || !Number.isFinite(o.minAge)) throw new RangeError('rebalance: minAge must be a finite number of ms >= 0');
+  if (o.better !== undefined && typeof o.better !== 'function') throw new TypeError('rebalance: better must be a function');
+  return { ...o, spread: (REBALANCE_HEADROOM * 1000) / o.rate };
+}
 
 const noop = () => {};
 
@@ -147,12 +188,15 @@ export class FailoverConnection {
     /** @private */ this._timers = timerFunctions(options.timers);
     /** @private */ this._random = options.random ?? Math.random;
     /** @private */ this._connectTimeout = options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT;
+    /** @private */ this._rb = rebalanceOptions(options.rebalance);
+    /** @private @type {any} pending rebalance decision */ this._rbTimer = null;
+    /** @private `timers.now()` when the current connection opened */ this._connectedAt = 0;
 
     /** @private @type {{origin: Origin, conn: C, detach: () => void} | null} */
     this._current = null;
     /** @private @type {any} attempt in flight */
     this._pending = null;
-    /** @private @type {{from: Origin, reason: 'draining' | 'removed'} | null} make-before-break in progress */
+    /** @private @type {{from: Origin, reason: 'draining' | 'removed' | 'rebalance'} | null} make-before-break in progress */
     this._migrating = null;
     /** @private @type {Set<string>} origins that failed since the last success / retry */
     this._excluded = new Set();
@@ -237,6 +281,7 @@ export class FailoverConnection {
     this._offOnline();
     if (this._retryTimer != null) this._timers.clearTimeout(this._retryTimer);
     this._retryTimer = null;
+    this._cancelRebalance();
     const p = this._pending;
     if (p) this._abandonAttempt(p);
     this._pending = null;
@@ -297,17 +342,66 @@ export class FailoverConnection {
       const why = !now ? 'removed' : now.state !== 'ready' ? 'draining' : null;
       // Removed while a move off it (draining) is under way: it is no fallback any more.
       if (why === 'removed' && this._migrating?.from.id === c.origin.id) this._migrating.reason = 'removed';
+      // Draining while an (optional) rebalance move is under way: the move is needed now.
+      if (why === 'draining' && this._migrating?.reason === 'rebalance' && this._migrating.from.id === c.origin.id) {
+        this._migrating.reason = 'draining';
+      }
       // Move when the origin just left `ready`, or — if an earlier move found nowhere to go —
       // as soon as a new ready origin appears.
       const newTarget = [...d.added, ...d.updated].some((o) => o.state === 'ready' && o.id !== c.origin.id);
       if (why && (gone(c.origin) || newTarget) && !this._migrating && !this._pending) this._migrate(c, why);
+      if (!why) this._scheduleRebalance();
     }
+  }
+
+  /**
+   * The origin to rebalance to: the first-ranked one, when the current origin is ready but
+   * the first-ranked beats it by the margin (or by `better`); else null.
+   * @private
+   * @param {{origin: Origin}} c
+   * @returns {Origin | null}
+   */
+  _rebalanceTarget(c) {
+    const rb = this._rb;
+    if (!rb || c.origin.state !== 'ready') return null;
+    const best = this._rankFirst(new Set());
+    if (!best || best.id === c.origin.id) return null;
+    if (rb.better) return rb.better(c.origin, best, this._key) ? best : null;
+    const zone = this._o.zone ?? null;
+    // Zone first, as in the ranking: a same-zone origin beats an other-zone one outright.
+    if (zone != null && best.zone === zone && c.origin.zone !== zone) return best;
+    return score(this._key, c.origin) > (1 + rb.margin) * score(this._key, best) ? best : null;
+  }
+
+  /**
+   * Schedules one rebalance decision when one is due: at a uniformly random moment within
+   * `1500 / rate` ms after the connection reached `minAge` (or after now, if later). At most
+   * one is pending; it re-checks when it fires, so a moment's preference does not move anyone.
+   * @private
+   */
+  _scheduleRebalance() {
+    const rb = this._rb;
+    const c = this._current;
+    if (!rb || !c || this._rbTimer != null || this._state !== 'connected' || this._migrating || this._pending) return;
+    if (!this._rebalanceTarget(c)) return;
+    const wait = Math.max(0, this._connectedAt + rb.minAge - this._timers.now());
+    this._rbTimer = this._timers.setTimeout(() => {
+      this._rbTimer = null;
+      if (this._state !== 'connected' || this._current !== c || this._migrating || this._pending) return;
+      if (this._rebalanceTarget(c)) this._migrate(c, 'rebalance');
+    }, wait + this._random() * rb.spread);
+  }
+
+  /** @private */
+  _cancelRebalance() {
+    if (this._rbTimer != null) this._timers.clearTimeout(this._rbTimer);
+    this._rbTimer = null;
   }
 
   /**
    * @private
    * @param {{origin: Origin, conn: C, detach: () => void}} c
-   * @param {'draining' | 'removed'} reason
+   * @param {'draining' | 'removed' | 'rebalance'} reason
    */
   _migrate(c, reason) {
     const from = c.origin;
@@ -323,7 +417,8 @@ export class FailoverConnection {
     const r = this._o.onMigrate?.({ from, to, reason, connection: c.conn, session });
     if (r === false || this._o.migrate === false || this._current !== c || this._state === 'closed') return;
     if (!to) {
-      // Draining: keep serving here until a ready origin appears. Removed: this origin failed.
+      // Draining (or rebalancing): keep serving here until a ready origin appears. Removed:
+      // this origin failed.
       if (reason === 'removed') this._currentDead(c, new Error(`origin ${from.id} removed`), 'removed');
       return;
     }
@@ -350,6 +445,15 @@ export class FailoverConnection {
    */
   _advance(failure) {
     if (this._state === 'closed') return;
+    const rebalancing = this._migrating?.reason === 'rebalance' ? this._current : null;
+    if (failure && rebalancing) {
+      // A rebalance is optional: its target failed, so the current connection stays.
+      this._migrating = null;
+      this._excluded.clear();
+      this._state = 'connected';
+      this._o.onFailover?.({ from: failure.origin, to: rebalancing.origin, error: failure.error, reason: failure.reason });
+      return;
+    }
     const to = this._rankFirst(this._excluded);
     if (failure) this._o.onFailover?.({ from: failure.origin, to, error: failure.error, reason: failure.reason });
     if (/** @type {string} */ (this._state) === 'closed') return; // a callback closed us
@@ -507,6 +611,8 @@ export class FailoverConnection {
     const from = this._migrating?.from ?? null;
     this._migrating = null;
     this._current = { origin: p.origin, conn: p.conn, detach: p.detach };
+    this._connectedAt = this._timers.now();
+    this._cancelRebalance();
     this._excluded.clear();
     this._round = 0;
     this._lastError = null;
@@ -520,6 +626,9 @@ export class FailoverConnection {
       previous: previous?.origin ?? from,
       session: p.session,
     });
+    // Not on the first-ranked origin (it failed a moment ago, or the ranking moved on)?
+    // Reconsider once this connection is old enough.
+    this._scheduleRebalance();
   }
 
   /**
@@ -531,6 +640,7 @@ export class FailoverConnection {
   _currentDead(c, error, reason = 'closed') {
     if (this._current !== c || this._state === 'closed') return;
     this._current = null;
+    this._cancelRebalance();
     this._dropConnection(c);
     this._lastError = error;
     if (this._migrating) {

@@ -56,6 +56,24 @@ test('applies the snapshot, then deltas in order, emitting what changed', async 
   assert.deepEqual(c.received, [], 'the client sends nothing');
 });
 
+test('a change of weight or load alone is an update (deltas and snapshots)', async () => {
+  const { server, d } = await setup();
+  const c = await server.next();
+  c.snapshot(1, [origin('a'), origin('b')]);
+  await d.ready;
+  let change = waitFor(d, 'change');
+  c.delta(2, [origin('a', { load: 0.35 }), origin('b', { weight: 3 })]);
+  let ev = await change;
+  assert.deepEqual(ids(ev.updated), ['a', 'b']);
+  assert.equal(d.get('a').load, 0.35);
+  assert.equal(d.get('b').weight, 3);
+  change = waitFor(d, 'change', (e) => e.revision === 9);
+  c.snapshot(9, [origin('a', { load: 0.4 }), origin('b', { weight: 3 })]);
+  ev = await change;
+  assert.deepEqual(ids(ev.updated), ['a']);
+  assert.equal(d.get('a').load, 0.4);
+});
+
 test('a later snapshot (server skipped us ahead) replaces the state entirely', async () => {
   const { server, d } = await setup();
   const c = await server.next();

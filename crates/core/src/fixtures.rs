@@ -12,7 +12,7 @@ pub fn since() -> DateTime<Utc> {
         .with_timezone(&Utc)
 }
 
-/// A ready origin `id` at `10.0.0.1:5080`, with no URL, node or zone.
+/// A ready origin `id` at `10.0.0.1:5080`, with no URL, node or zone, weight 1, load unknown.
 pub fn origin(id: &str) -> Origin {
     Origin {
         id: id.into(),
@@ -23,6 +23,8 @@ pub fn origin(id: &str) -> Origin {
         zone: None,
         state: OriginState::Ready,
         since: since(),
+        weight: 1,
+        load: None,
     }
 }
 

@@ -19,16 +19,22 @@
 //!   `--probe-panic-threshold` percent of a pool's probed origins are failing at once, none
 //!   of them is removed (the prober's own network is suspect), so probes never empty a pool.
 //!   Probe state is forgotten when the endpoint leaves the slices (or changes address).
+//!
+//!
+//! Weights and load (docs/DESIGN.md, "Weights and load"): an origin's `weight` is its pod's
+//! annotation; its `load` comes from [`Index::set_load`] (the prober's `Origin-Load`) or else
+//! the pod's load annotation, through a [`LoadFilter`] per origin (quantized, hysteresis, at
+//! most one change per [`LOAD_HOLD`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
-use crate::model::{Delta, Origin, OriginState, PoolChange, PoolId};
+use crate::model::{Delta, Load, Origin, OriginState, PoolChange, PoolId};
 use crate::signals::{
-    EndpointInfo, NodeReady, PodInfo, PortChoice, ProbeKind, ProbeMode, ProbeResult, ServiceInfo,
-    SliceInfo, SlicePort, Stamp,
+    EndpointInfo, LoadSample, NodeReady, PodInfo, PortChoice, ProbeKind, ProbeMode, ProbeResult,
+    ServiceInfo, SliceInfo, SlicePort, Stamp,
 };
 
 /// Index options.
@@ -175,6 +181,8 @@ struct PoolState {
     probe_panic: bool,
     /// The panic mode last reported in a [`Commit`].
     probe_panic_reported: bool,
+    /// Load reports and filters of the listed origins, keyed like `published`.
+    loads: HashMap<String, LoadState>,
 }
 
 /// What the probes said about one endpoint lately.
@@ -191,8 +199,86 @@ struct ProbeState {
     successes: u32,
     /// Taken out by probes (kept listed while the pool is in panic mode).
     down: bool,
-    /// Last `Origin-Load` a healthy answer reported.
-    load: Option<f64>,
+}
+
+#[derive(Debug, Default)]
+struct LoadState {
+    /// The latest probe report (`Origin-Load`); wins over the pod annotation when present.
+    probe: Option<LoadSample>,
+    filter: LoadFilter,
+}
+
+/// At most one published load change per origin per this long (docs/DESIGN.md, "Weights
+/// and load").
+pub const LOAD_HOLD: Duration = Duration::from_secs(5);
+
+/// Millionths per load step (1/20).
+const STEP: i64 = (LoadSample::ONE / Load::STEPS as u32) as i64;
+
+/// Turns an origin's load samples into the load clients see: quantized to steps of 1/20
+/// ([`Load::quantize`]), with a dead band and a hold. Pure logic; time comes from the caller.
+///
+/// - A sample replaces the published level only when it lies at least 3/4 of a step (0.0375)
+///   away from it — a quarter step past the rounding boundary — so a load hovering at a
+///   boundary does not flap; it then publishes the nearest step.
+/// - Unknown → known and known → unknown change at once (subject to the hold).
+/// - At most one change per [`LOAD_HOLD`]: a change wanted sooner is held, and
+///   [`LoadFilter::observe`] publishes it (re-evaluated on the then-current sample) once the
+///   hold is over; [`LoadFilter::release_at`] says when.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LoadFilter {
+    published: Option<Load>,
+    changed_at: Option<Instant>,
+    held: bool,
+}
+
+impl LoadFilter {
+    /// What clients currently see.
+    pub fn published(&self) -> Option<Load> {
+        self.published
+    }
+
+    /// Feeds the current sample (`None`: no report) at `now`; returns the load to publish.
+    pub fn observe(&mut self, sample: Option<LoadSample>, now: Instant) -> Option<Load> {
+        let wanted = match (sample, self.published) {
+            (None, _) => None,
+            (Some(s), Some(p))
+                if (i64::from(s.millionths()) - i64::from(p.steps()) * STEP).abs()
+                    < STEP * 3 / 4 =>
+            {
+                Some(p)
+            }
+            (Some(s), _) => Some(nearest_step(s)),
+        };
+        if wanted == self.published {
+            self.held = false;
+            return self.published;
+        }
+        if self
+            .changed_at
+            .is_some_and(|at| now.saturating_duration_since(at) < LOAD_HOLD)
+        {
+            self.held = true;
+            return self.published;
+        }
+        self.published = wanted;
+        self.changed_at = Some(now);
+        self.held = false;
+        self.published
+    }
+
+    /// When a held change may be published, if one is held.
+    pub fn release_at(&self) -> Option<Instant> {
+        self.changed_at
+            .filter(|_| self.held)
+            .map(|at| at + LOAD_HOLD)
+    }
+}
+
+/// The nearest 1/20 step to a sample, halves up: `⌊(millionths + STEP/2) / STEP⌋`.
+fn nearest_step(s: LoadSample) -> Load {
+    let steps = (i64::from(s.millionths()) + STEP / 2) / STEP;
+    Load::from_steps(steps as u8).expect("a sample is at most one")
 }
 
 #[derive(Debug, Default)]
@@ -225,9 +311,9 @@ impl NodeHealth {
     }
 }
 
-/// An endpoint's recomputed origin (if listed) and its slice-level verdict; `None` when
-/// no slice lists it with the pool's port.
-type Computed = Option<(Option<Origin>, SliceVerdict)>;
+/// An endpoint's recomputed origin (if listed; its `load` still unset), its slice-level
+/// verdict and its pod's load annotation; `None` when no slice lists it with the pool's port.
+type Computed = Option<(Option<Origin>, SliceVerdict, Option<LoadSample>)>;
 
 /// The slice-level verdict on one endpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -287,6 +373,7 @@ impl Index {
                     probes_down: 0,
                     probe_panic: false,
                     probe_panic_reported: false,
+                    loads: HashMap::new(),
                 });
             }
         }
@@ -429,6 +516,31 @@ impl Index {
         }
     }
 
+    /// A load report for one endpoint of `pool` (`endpoint`: its id, i.e. the pod name, or
+    /// the address for an endpoint without a pod): the prober calls this with every probe
+    /// result, `load` being the `Origin-Load` header (`None` when absent or not a number in
+    /// [0, 1]; the pod's load annotation applies then). Reports for endpoints that are not
+    /// listed are dropped (the next report after the origin is listed counts). A change held
+    /// by [`LOAD_HOLD`] is published by the first report (or [`Index::tick`]) after the hold.
+    pub fn set_load(&mut self, pool: &PoolId, endpoint: &str, load: Option<f64>, stamp: Stamp) {
+        let sample = load.and_then(LoadSample::from_fraction);
+        let Some(state) = self.services.get_mut(pool).and_then(|e| e.pool.as_mut()) else {
+            return;
+        };
+        if !state.published.contains_key(endpoint) {
+            return;
+        }
+        let entry = state.loads.entry(endpoint.to_string()).or_default();
+        // A repeated report still counts once a held change is due, so a prober reporting
+        // every interval needs no `tick` to publish it.
+        let due = entry.filter.release_at().is_some_and(|t| t <= stamp.at);
+        if entry.probe == sample && !due {
+            return;
+        }
+        entry.probe = sample;
+        self.mark(pool, vec![endpoint.to_string()], stamp);
+    }
+
     /// A node's Ready condition was observed (node signals).
     pub fn apply_node(&mut self, name: &str, ready: NodeReady, stamp: Stamp) {
         let health = self.nodes.entry(name.to_string()).or_default();
@@ -507,9 +619,23 @@ impl Index {
         }
     }
 
-    /// Re-evaluates lease expiry and forgets deleted nodes past their retention; call
-    /// periodically when node signals are on.
+    /// Re-evaluates lease expiry, forgets deleted nodes past their retention and publishes
+    /// load changes whose [`LOAD_HOLD`] is over; call periodically (every second).
     pub fn tick(&mut self, stamp: Stamp) {
+        let held: Vec<(PoolId, String)> = self
+            .services
+            .iter()
+            .filter_map(|(id, e)| Some((id, e.pool.as_ref()?)))
+            .flat_map(|(id, p)| {
+                p.loads
+                    .iter()
+                    .filter(|(_, l)| l.filter.release_at().is_some_and(|t| t <= stamp.at))
+                    .map(move |(o, _)| (id.clone(), o.clone()))
+            })
+            .collect();
+        for (pool, id) in held {
+            self.mark(&pool, vec![id], stamp);
+        }
         self.nodes.retain(|_, h| {
             h.deleted
                 .is_none_or(|at| stamp.at.saturating_duration_since(at) < DELETED_NODE_RETENTION)
@@ -596,7 +722,8 @@ impl Index {
     /// One probe's result for `target`. Results for a target that is no longer current
     /// (the endpoint left, changed address, or the pool's probe settings changed) are
     /// ignored. Changes the origin only when the failure/success counts cross the policy's
-    /// thresholds (hysteresis), or the pool enters/leaves panic mode.
+    /// thresholds (hysteresis), or the pool enters/leaves panic mode. A healthy answer is
+    /// also the origin's load report, passed on to [`Index::set_load`].
     pub fn apply_probe(&mut self, target: &ProbeTarget, result: ProbeResult, stamp: Stamp) {
         let Some(entry) = self.services.get(&target.pool) else {
             return;
@@ -636,21 +763,17 @@ impl Index {
                     failures: 0,
                     successes: 0,
                     down: false,
-                    load: None,
                 },
             );
         }
         let state = pool.probes.get_mut(&target.id).expect("inserted above");
         let was_down = state.down;
-        let mut load_changed = false;
         if result.healthy {
             state.failures = 0;
             state.successes = state.successes.saturating_add(1);
             if state.down && state.successes >= policy.successes {
                 state.down = false;
             }
-            load_changed = state.load != result.load;
-            state.load = result.load;
         } else {
             state.successes = 0;
             state.failures = state.failures.saturating_add(1);
@@ -667,18 +790,18 @@ impl Index {
             }
         }
         let mut ids = Vec::new();
-        if flipped || load_changed {
+        if flipped {
             ids.push(target.id.clone());
         }
         ids.extend(pool.refresh_panic(policy.panic_threshold, targets));
         let pool_id = target.pool.clone();
         self.mark(&pool_id, ids, stamp);
-    }
-
-    /// The load the origin's last healthy probe answer reported (`Origin-Load`), if any.
-    pub fn probe_load(&self, pool: &PoolId, id: &str) -> Option<f64> {
-        let p = self.services.get(pool)?.pool.as_ref()?;
-        p.probes.get(id)?.load
+        // A healthy answer is the origin's load report (docs/DESIGN.md, "Weights and load"):
+        // its `Origin-Load`, or none (the pod annotation applies then). A failed probe says
+        // nothing about load; the last report stands.
+        if result.healthy {
+            self.set_load(&pool_id, &target.id, result.load, stamp);
+        }
     }
 
     /// Whether a pool is in probe panic mode.
@@ -783,8 +906,18 @@ impl Index {
             let mut remove = Vec::new();
             for (id, next) in computed {
                 let prev = pool.published.get(&id);
-                let slice_verdict = next.as_ref().map_or(SliceVerdict::Absent, |(_, v)| *v);
-                let next = next.and_then(|(o, _)| o);
+                let slice_verdict = next.as_ref().map_or(SliceVerdict::Absent, |(_, v, _)| *v);
+                let annotated_load = next.as_ref().and_then(|(_, _, l)| *l);
+                let mut next = next.and_then(|(o, _, _)| o);
+                match &mut next {
+                    Some(n) => {
+                        let load = pool.loads.entry(id.clone()).or_default();
+                        n.load = load.filter.observe(load.probe.or(annotated_load), stamp.at);
+                    }
+                    None => {
+                        pool.loads.remove(&id);
+                    }
+                }
                 // Signal lead bookkeeping: an origin taken out by a pod/node signal while its
                 // slice still said ready is "ahead"; the slice catching up ends the lead.
                 let next_level = next
@@ -952,8 +1085,10 @@ impl Index {
             zone: endpoint.zone.clone(),
             state,
             since: stamp.wall,
+            weight: pod.map_or(1, |p| p.weight),
+            load: None,
         });
-        Some((origin, verdict))
+        Some((origin, verdict, pod.and_then(|p| p.load)))
     }
 
     fn mark(&mut self, service: &PoolId, ids: Vec<String>, stamp: Stamp) {
@@ -1200,3 +1335,7 @@ pub fn expand_template(template: &str, p: &Placeholders<'_>) -> String {
 #[cfg(test)]
 #[path = "index_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "index_load_tests.rs"]
+mod load_tests;

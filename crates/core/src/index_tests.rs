@@ -83,6 +83,8 @@ fn pod(name: &str) -> PodInfo {
         deleting: false,
         down: false,
         url: None,
+        weight: 1,
+        load: None,
     }
 }
 
@@ -1027,44 +1029,31 @@ fn changing_the_probe_settings_or_dropping_the_annotation_forgets_probe_verdicts
 }
 
 #[test]
-fn origin_load_is_kept_from_healthy_answers() {
+fn healthy_answers_report_the_origin_load() {
     let mut clock = Clock::new();
     let mut idx = probed(2, ProbePolicy::default(), &mut clock);
     let t = target(&idx, "origin-0");
-    assert_eq!(idx.probe_load(&pool(), "origin-0"), None);
-    idx.apply_probe(
-        &t,
-        ProbeResult {
-            healthy: true,
-            load: Some(0.25),
-        },
-        clock.tick(),
-    );
-    assert_eq!(idx.probe_load(&pool(), "origin-0"), Some(0.25));
-    idx.apply_probe(
-        &t,
-        ProbeResult {
-            healthy: false,
-            load: None,
-        },
-        clock.tick(),
-    );
-    assert_eq!(
-        idx.probe_load(&pool(), "origin-0"),
-        Some(0.25),
-        "a failure reports no load"
-    );
-    idx.apply_probe(
-        &t,
-        ProbeResult {
-            healthy: true,
-            load: None,
-        },
-        clock.tick(),
-    );
-    assert_eq!(idx.probe_load(&pool(), "origin-0"), None);
-    // Not part of the origin's JSON (yet): no delta.
+    let load_of = |idx: &Index| {
+        idx.origins(&pool())
+            .unwrap()
+            .into_iter()
+            .find(|o| o.id == "origin-0")
+            .and_then(|o| o.load)
+    };
+    assert_eq!(load_of(&idx), None);
+    let answer = |healthy, load| ProbeResult { healthy, load };
+    idx.apply_probe(&t, answer(true, Some(0.25)), clock.tick());
+    let c = idx.commit(clock.tick());
+    assert_eq!(only_delta(&c).upsert[0].id, "origin-0");
+    assert_eq!(load_of(&idx), Load::quantize(0.25));
+    // A failure says nothing about load: the last report stands.
+    idx.apply_probe(&t, answer(false, None), clock.tick());
     assert!(idx.commit(clock.tick()).changes.is_empty());
+    assert_eq!(load_of(&idx), Load::quantize(0.25));
+    // A healthy answer without `Origin-Load`: unknown again, once the hold is over.
+    idx.apply_probe(&t, answer(true, None), clock.advance(LOAD_HOLD));
+    idx.commit(clock.tick());
+    assert_eq!(load_of(&idx), None);
 }
 
 #[test]

@@ -13,6 +13,7 @@ use crate::model::{Delta, PoolId, Snapshot};
 
 /// A server → client message; its serde form is the wire form (`"type"` tags the kind).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum Message {
     /// The full list; first message of a fresh subscription, or a reset after a gap.
@@ -27,8 +28,10 @@ pub enum Message {
     /// The stale flag changed; the list did not (no new revision).
     Stale {
         /// Pool id.
+        #[cfg_attr(feature = "openapi", schema(value_type = String, example = "demo/origin"))]
         pool: PoolId,
         /// Process epoch.
+        #[cfg_attr(feature = "openapi", schema(value_type = String, example = "6f1c2a9e"))]
         epoch: Arc<str>,
         /// Current revision.
         revision: u64,
@@ -38,8 +41,10 @@ pub enum Message {
     /// The pool disappeared (Service deleted or opted out); the server then closes.
     Removed {
         /// Pool id.
+        #[cfg_attr(feature = "openapi", schema(value_type = String, example = "demo/origin"))]
         pool: PoolId,
         /// Process epoch.
+        #[cfg_attr(feature = "openapi", schema(value_type = String, example = "6f1c2a9e"))]
         epoch: Arc<str>,
         /// Last revision.
         revision: u64,

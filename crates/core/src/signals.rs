@@ -170,6 +170,45 @@ pub struct PodInfo {
     pub down: bool,
     /// Annotation `origin-discovery.io/url`, if present and a valid URL.
     pub url: Option<String>,
+    /// Annotation `origin-discovery.io/weight` when valid (1 to `MAX_WEIGHT`), else 1.
+    pub weight: u32,
+    /// Annotation `origin-discovery.io/load` when valid; a probe's `Origin-Load` wins over it.
+    pub load: Option<LoadSample>,
+}
+
+/// A load report (pod annotation or probe header) before quantization: a fraction in
+/// [0, 1] kept in millionths, so signals stay exactly comparable (a relist of an unchanged
+/// pod is a no-op). The index turns samples into the published [`crate::model::Load`] with
+/// hysteresis (docs/DESIGN.md, "Weights and load").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LoadSample(u32);
+
+impl LoadSample {
+    /// One in millionths.
+    pub const ONE: u32 = 1_000_000;
+
+    /// A fraction in [0, 1], rounded to millionths; `None` for NaN, infinities and values
+    /// outside [0, 1].
+    pub fn from_fraction(fraction: f64) -> Option<Self> {
+        (0.0..=1.0)
+            .contains(&fraction)
+            // fraction × 10^6 ∈ [0, 10^6]: the cast cannot truncate.
+            .then(|| Self((fraction * f64::from(Self::ONE)).round() as u32))
+    }
+
+    /// Parses a decimal fraction such as `"0.42"` (surrounding whitespace allowed).
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let f: f64 = s
+            .trim()
+            .parse()
+            .map_err(|_| format!("expected a number from 0 to 1, got {s:?}"))?;
+        Self::from_fraction(f).ok_or_else(|| format!("expected a number from 0 to 1, got {s:?}"))
+    }
+
+    /// The sample in millionths, 0 to [`LoadSample::ONE`].
+    pub fn millionths(self) -> u32 {
+        self.0
+    }
 }
 
 /// Health of a node, from its Ready condition.

@@ -1,0 +1,288 @@
+//! The HTTP/1.1 server of both ports, with connection hygiene (docs/DESIGN.md, "Behind
+//! proxies, connection limits"): `axum::serve` exposes none of these bounds.
+//!
+//! - A client must send its whole request head within `--header-read-timeout`; the same
+//!   timer runs while a keep-alive connection sits idle between requests, so an idle
+//!   connection is closed after it too (hyper arms it as soon as a response is written).
+//! - A request head larger than `--max-header-bytes` is answered 431 and the connection
+//!   closed (hyper writes that answer itself, without a body).
+//! - At most `max_connections` connections are open; a WebSocket keeps its slot after the
+//!   upgrade (the slot travels with the socket). Beyond it a connection is answered 503 with
+//!   the JSON error body (`too_many_connections`, `Retry-After: 1`, `Connection: close`)
+//!   and closed; at most [`MAX_REFUSALS`] refusals are in flight, beyond that a connection
+//!   is closed at once.
+//! - HTTP/1.1 only: no h2c (cleartext HTTP/2 by prior knowledge), whose preface and header
+//!   reads these bounds would not cover. Ingress controllers speak HTTP/1.1 to backends.
+//!
+//! On shutdown the listener closes, idle connections close at once, and busy ones after
+//! their current response (push sessions end themselves with Close 1001 or the end of the
+//! event stream; long-polls answer early).
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::extract::connect_info::ConnectInfo;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use prometheus_client::metrics::gauge::Gauge;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
+
+use crate::metrics::{Metrics, PortLabels};
+
+/// Most connections being refused at once (each is answered 503 and drained for at most
+/// [`REFUSAL_TIMEOUT`]); beyond it a refused connection is closed without an answer.
+pub const MAX_REFUSALS: usize = 256;
+
+/// How long a refused connection is given to read its 503.
+pub const REFUSAL_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Connection bounds of one port.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    /// `api` or `admin`: the `port` label of the connection metrics, and the logs.
+    pub port: &'static str,
+    /// Time allowed for a request head, and for an idle keep-alive connection.
+    pub header_read_timeout: Duration,
+    /// Largest request head, in bytes.
+    pub max_header_bytes: usize,
+    /// Most open connections.
+    pub max_connections: usize,
+}
+
+/// In every request's extensions: closes the request's connection at once (no graceful
+/// end). Used by push sessions whose client stopped reading, so the socket and its slot
+/// are freed without waiting for TCP to give up.
+#[derive(Clone, Debug)]
+pub struct ConnectionHandle(CancellationToken);
+
+impl ConnectionHandle {
+    /// Drops the connection.
+    pub fn close(&self) {
+        self.0.cancel();
+    }
+}
+
+const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+content-type: application/json\r\n\
+retry-after: 1\r\n\
+connection: close\r\n\
+content-length: 92\r\n\
+\r\n\
+{\"error\":{\"code\":\"too_many_connections\",\"message\":\"the server is at its connection limit\"}}\n";
+
+/// Serves `router` on `listener` until `shutdown`, then waits for the open connections to
+/// end (the caller bounds that wait).
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    config: ServeConfig,
+    metrics: &Metrics,
+    shutdown: CancellationToken,
+) -> io::Result<()> {
+    let labels = PortLabels { port: config.port };
+    let open = metrics.connections.get_or_create(&labels).clone();
+    let refused = metrics.connections_refused.get_or_create(&labels).clone();
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout)
+        .max_header_size(config.max_header_bytes)
+        .max_buf_size(config.max_header_bytes.max(8 * 1024))
+        .keep_alive(true);
+    let builder = Arc::new(builder);
+    let slots = Arc::new(Semaphore::new(config.max_connections));
+    let refusals = Arc::new(Semaphore::new(MAX_REFUSALS));
+    let connections = TaskTracker::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Per-connection failures (reset before accept) are nothing to wait
+                    // for; out of descriptors or memory is: back off briefly.
+                    if !is_connection_error(&e) {
+                        tracing::warn!(port = config.port, error = %e, "accept failed; retrying in 100ms");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    continue;
+                }
+            },
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            refused.inc();
+            if let Ok(permit) = refusals.clone().try_acquire_owned() {
+                tokio::spawn(refuse(stream, permit));
+            }
+            continue;
+        };
+        open.inc();
+        let io = CountedIo {
+            inner: stream,
+            open: open.clone(),
+            _slot: slot,
+        };
+        connections.spawn(connection(
+            io,
+            peer,
+            router.clone(),
+            builder.clone(),
+            shutdown.clone(),
+        ));
+    }
+    drop(listener);
+    connections.close();
+    connections.wait().await;
+    Ok(())
+}
+
+async fn connection(
+    io: CountedIo,
+    peer: SocketAddr,
+    router: Router,
+    builder: Arc<http1::Builder>,
+    shutdown: CancellationToken,
+) {
+    let kill = CancellationToken::new();
+    let handle = ConnectionHandle(kill.clone());
+    let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+        req.extensions_mut().insert(ConnectInfo(peer));
+        req.extensions_mut().insert(handle.clone());
+        router.clone().oneshot(req)
+    });
+    let conn = builder
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = kill.cancelled() => return,
+        _ = shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            tokio::select! {
+                r = conn.as_mut() => r,
+                _ = kill.cancelled() => return,
+            }
+        }
+    };
+    if let Err(e) = result {
+        // Header timeouts, oversized heads, clients that vanished: the client's problem.
+        tracing::debug!(client = %peer, error = %e, "connection ended with an error");
+    }
+}
+
+async fn refuse(mut stream: TcpStream, _permit: OwnedSemaphorePermit) {
+    let _ = tokio::time::timeout(REFUSAL_TIMEOUT, async {
+        stream.write_all(REFUSAL).await?;
+        stream.shutdown().await?;
+        // Read what the client sent until it closes: closing a socket with unread input
+        // resets the connection, and the client could lose the answer.
+        let mut buf = [0u8; 1024];
+        while stream.read(&mut buf).await? > 0 {}
+        io::Result::Ok(())
+    })
+    .await;
+}
+
+fn is_connection_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    )
+}
+
+/// A connection's socket holding its connection slot: the slot is freed when the socket
+/// is dropped, also when it lives on as an upgraded WebSocket.
+struct CountedIo {
+    inner: TcpStream,
+    open: Gauge,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl Drop for CountedIo {
+    fn drop(&mut self) {
+        self.open.dec();
+    }
+}
+
+impl AsyncRead for CountedIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for CountedIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_refusal_is_a_complete_response_with_the_json_error_body() {
+        let text = std::str::from_utf8(REFUSAL).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(body.len(), length);
+        let json: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(json["error"]["code"], "too_many_connections");
+    }
+
+    #[test]
+    fn connection_errors_of_one_client_do_not_pause_accepting() {
+        assert!(is_connection_error(
+            &io::ErrorKind::ConnectionAborted.into()
+        ));
+        assert!(!is_connection_error(&io::Error::from_raw_os_error(24)));
+    }
+}
