@@ -8,9 +8,12 @@
 //   the Service `demo/echo` is annotated `origin-discovery.io/probe: http`. HTTP, because a
 //   stopped process still completes TCP handshakes (the kernel's listen backlog): a TCP
 //   probe would never notice it.
-// - 12 echo origins (lib/echo-server.mjs, one Node process each), 4 on each simulated node
-//   (node-a/b/c), registered as pods whose IP (sim.origin-discovery.io/pod-ip) is 127.0.0.1
-//   and whose container port is the process's port, so the probes reach the real process.
+// - echo origins (lib/echo-server.mjs, one Node process each) on three simulated nodes,
+//   registered as pods whose IP (sim.origin-discovery.io/pod-ip) is 127.0.0.1 and whose
+//   container port is the process's port, so the probes reach the real process. The pages
+//   start while only node-a's 6 origins exist; then node-b and node-c get 4 each. No page
+//   moves (the client does not rebalance by default, the VIP never moves a connection), so
+//   all pages sit on node-a and one failure round affects every one of them.
 // - Debian's chromium with SAMPLES (20) origin-discovery pages (each its own stream key, the
 //   JS client served by the controller, session state published on every connection) and
 //   SAMPLES baseline pages in the same run: the Service-VIP page of failover.test.mjs (one
@@ -19,27 +22,38 @@
 //   the baseline page gets an application liveness check the origin-discovery page does not
 //   have: no echo for 3 s (or an attempt not open within 3 s) → drop and retry. Without it,
 //   the baseline would never recover until Kubernetes deletes the pod.
-// - Every page sends a message every 100 ms (40 pages on 2 cores); every echo names the origin
-//   that answered.
+// - Every page sends a message every 200 ms (40 pages on 2 cores); every echo names the origin
+//   that answered. Every page has viewer proxies of its own (lib/viewer-proxy.mjs, one per
+//   page and role: separate viewers' networks; a browser also queues WebSocket handshakes per
+//   address, which one shared address would turn into a queue across pages). The
+//   origin-discovery page's discovery watch goes through its proxy from the start; media
+//   connections go direct in scenarios 1–2 (no extra hop through the busy test process in
+//   what they measure) and are moved onto the proxies before scenario 3.
+// - Before a failure round the pool gets more origins when needed, so that the victims stay
+//   fewer than half of it (--probe-panic-threshold 50 would rightly keep them otherwise).
 //
-// Scenarios:
-// 1. Frozen origin (rounds until SAMPLES pages of each kind were affected): up to 4 of the 12
-//    origins (below the 50 % panic threshold), those carrying the most origin-discovery pages,
-//    are SIGSTOPped at t0 — sockets open, port accepting, pod still Ready (checked). Time =
-//    first echo from another origin − t0. origin-discovery: p95 ≤ 2 s (asserted; at most
-//    interval × failures + timeout ≈ 1.3 s of it is detection). Baseline: measured, capped at
-//    15 s. Then the frozen processes are killed, their pods deleted and replaced.
-// 2. Dead node: every origin on one node SIGSTOPped and the node killed in the simulator
-//    (`POST /sim/v1/nodes/{name}/kill`: its Lease is no longer renewed; with --node-signals the
-//    controller would act after the 20 s lease grace, Kubernetes after 40 s). Same measurement
-//    and bound; the node is revived and refilled after each round.
-// 3. Viewer-side outage of 5 s and of 30 s: a fresh set of pages reaches discovery *and* media
-//    through lib/viewer-proxy.mjs, which stops forwarding without closing anything (and, at
-//    the network's return, delivers what it held: optimistic TCP). Here both page kinds have
-//    the 3 s liveness check (the application noticing the stall), so the client's failover
-//    and back-off run through the outage. All pages share the outage (one proxy), in parallel.
-//    Recovery = first echo received after the return − the return; 100 % of pages must
-//    recover and origin-discovery's p95 must be ≤ 1 s (asserted); baseline measured.
+// Scenarios (SAMPLES pages of each kind affected; rounds until then, one when every page sits
+// on the victims):
+// 1. Dead node: every origin on the node carrying the most pages is SIGSTOPped and the node
+//    killed in the simulator at t0 (`POST /sim/v1/nodes/{name}/kill`: its Lease is no longer
+//    renewed; with --node-signals the controller would act after the 20 s lease grace,
+//    Kubernetes after 40 s). Time = first echo from another origin − t0. origin-discovery:
+//    p95 ≤ 2 s (asserted; at most interval × failures + timeout ≈ 1.3 s of it is detection),
+//    and every victim's pod still Ready when its page moved (checked: only the probe knew).
+//    Baseline: measured, capped at 15 s. Then the frozen processes are killed, their pods
+//    deleted, the node revived.
+// 2. Frozen origin: every origin carrying a page (after scenario 1: those on node-b and
+//    node-c) is SIGSTOPped at t0 — sockets open, port accepting, pod still Ready (checked).
+//    Same measurement and bound.
+// 3. Viewer-side outage of 5 s and of 30 s: the same pages' viewer proxies stop forwarding
+//    without closing anything (and, at the network's return, deliver what they held:
+//    optimistic TCP). Every page first moves its media connection onto its proxy
+//    (`window.reroute`). Now the origin-discovery pages get the baseline's 3 s liveness check too
+//    (the application noticing the stall), so the client's failover and back-off run through
+//    the outage. All pages' outages run at once (starts staggered by 100 ms, so the return is
+//    not one burst of 40 reconnects on two cores). Recovery = first echo received after the
+//    return − the return; 100 % of pages must recover and origin-discovery's p95 must be
+//    ≤ 1 s (asserted); baseline measured.
 // 4. Session state: every media connection of every origin-discovery page that echoed was
 //    opened with the page's session state — the origin recorded the session message that is
 //    the connection's first message, and it equals the state the page was given (asserted).
@@ -58,19 +72,24 @@ import { ViewerProxy } from './lib/viewer-proxy.mjs';
 
 const SAMPLES = Number(process.env.BROWSER_E2E_SAMPLES ?? 20);
 const NODES = ['node-a', 'node-b', 'node-c'];
-const PER_NODE = 4;
-const POOL_SIZE = NODES.length * PER_NODE;
-const MAX_FROZEN = 4; // of 12: below --probe-panic-threshold 50
-const MAX_ROUNDS = 8;
-const ECHO_INTERVAL_MS = 100;
+/** origins on node-a, where every page starts */
+const FIRST = 6;
+/** origins added on each other node once the pages run */
+const PER_OTHER_NODE = 4;
+const MAX_ROUNDS = 4;
+/** pages opened at once (start-up competes with the running pages for the two cores) */
+const OPEN_BATCH = 8;
+const ECHO_INTERVAL_MS = 200;
 const FREEZE_P95_BOUND_MS = 2_000;
 const OUTAGE_P95_BOUND_MS = 1_000;
 const STALL_MS = 3_000;
 const BASELINE_RETRY_FLOOR_MS = 3_000;
 const BASELINE_CAP_MS = 15_000;
+/** an origin-discovery page not back within this long failed the round */
+const OD_CAP_MS = 10_000;
 const OUTAGES_MS = [5_000, 30_000];
 const RECOVERY_WINDOW_MS = 20_000;
-const OUTAGE_STAGGER_MS = 150;
+const OUTAGE_STAGGER_MS = 100;
 
 /** @type {{api: string, admin: string, sim: string, log: string}} */ let dev;
 /** @type {Sim} */ let sim;
@@ -80,18 +99,18 @@ const OUTAGE_STAGGER_MS = 150;
 /** @type {string} */ let pagesUrl;
 
 /**
- * @typedef {{page: import('playwright-core').Page, kind: 'od' | 'baseline', label: string}} EchoPage
+ * @typedef {{page: import('playwright-core').Page, kind: 'od' | 'baseline', label: string, net: ViewerProxy[]}} EchoPage
  */
-/** @type {EchoPage[]} */ let directPages = [];
-/** Every origin-discovery page's session checks (filled before its page closes). */
+/** @type {EchoPage[]} */ let pages = [];
+/** Every origin-discovery page's session checks (filled before the pages close). */
 /** @type {{label: string, session: any, conns: number[]}[]} */ const sessionPages = [];
 
 const results = {
   startedAt: new Date().toISOString(),
   setup: {
     samples: SAMPLES,
-    poolSize: POOL_SIZE,
-    nodes: NODES,
+    firstOrigins: `${FIRST} on node-a`,
+    laterOrigins: `${PER_OTHER_NODE} on each of ${NODES.slice(1).join(', ')}`,
     echoIntervalMs: ECHO_INTERVAL_MS,
     probeFlags: 'defaults: --probe-interval 500ms --probe-timeout 250ms --probe-failures 2 --probe-successes 1 --probe-panic-threshold 50',
     probe: 'http (Service annotation)',
@@ -100,11 +119,14 @@ const results = {
     baselineRetryFloorMs: BASELINE_RETRY_FLOOR_MS,
     baselineStallMs: STALL_MS,
     outageStallMs: STALL_MS,
+    outageStaggerMs: OUTAGE_STAGGER_MS,
     baselineCapMs: BASELINE_CAP_MS,
     chromium: '',
   },
-  /** @type {any[]} */ frozenRounds: [],
+  /** seconds each phase took */
+  /** @type {Record<string, number>} */ phases: {},
   /** @type {any[]} */ deadNodeRounds: [],
+  /** @type {any[]} */ frozenRounds: [],
   /** @type {any[]} */ outages: [],
   /** @type {any} */ session: {},
   /** @type {any} */ summary: {},
@@ -113,14 +135,33 @@ const results = {
 // ---------------------------------------------------------------------------------------------
 // helpers
 
-function stats(values) {
-  const v = values.filter((x) => Number.isFinite(x));
+/**
+ * p50/p95/max. With `cap`, a missing value (`null`: not back within the cap) counts as longer
+ * than any other and a statistic that lands on one reads `">CAP"`; without, missing values
+ * are left out.
+ * @param {(number | null | undefined)[]} values
+ * @param {number} [cap]
+ */
+function stats(values, cap) {
+  const v = values.map((x) => (Number.isFinite(x) ? /** @type {number} */ (x) : cap ? Infinity : NaN)).filter((x) => !Number.isNaN(x));
+  const show = (/** @type {number} */ x) => (x === Infinity ? `>${cap}` : x);
   return {
-    n: v.length,
-    p50: percentile(v, 50),
-    p95: percentile(v, 95),
-    max: v.length ? Math.max(...v) : NaN,
+    n: v.filter(Number.isFinite).length,
+    p50: show(percentile(v, 50)),
+    p95: show(percentile(v, 95)),
+    max: v.length ? show(Math.max(...v)) : NaN,
   };
+}
+
+/** Runs `fn`, recording how long it took in `results.phases[name]`. */
+async function phase(name, fn) {
+  const t = Date.now();
+  try {
+    return await fn();
+  } finally {
+    results.phases[name] = (Date.now() - t) / 1000;
+    console.log(`phase ${name}: ${results.phases[name].toFixed(1)} s`);
+  }
 }
 
 async function snapshot() {
@@ -136,6 +177,30 @@ async function liveReady() {
   return new Set(snap.origins.filter((o) => o.state === 'ready' && alive.has(o.id)).map((o) => o.id));
 }
 
+/** Waits until `n` live origins are listed ready and the VIP proxy routes to them. */
+async function waitPool(n) {
+  await waitFor(async () => (await liveReady()).size >= n, { timeout: 30_000, interval: 100, what: `${n} ready origins in ${POOL}` });
+  const alive = new Set(fleet.alive().map((o) => o.name));
+  await waitFor(() => vip.endpoints.filter((e) => e.ready && alive.has(e.pod)).length >= n, {
+    timeout: 10_000,
+    what: `the VIP proxy to see ${n} ready origins`,
+  });
+}
+
+/** Registers `n` more origins, spread over `nodes`, and waits until they are listed. */
+async function grow(n, nodes) {
+  if (n <= 0) return;
+  const want = fleet.alive().length + n;
+  await fleet.ensureSpares(n);
+  await Promise.all(Array.from({ length: n }, (_, i) => fleet.add(nodes[i % nodes.length])));
+  await waitPool(want);
+}
+
+/** Adds origins until `victims` are fewer than half of the live pool (below the panic threshold). */
+async function dilute(victims, nodes) {
+  await grow(2 * victims + 1 - fleet.alive().length, nodes);
+}
+
 async function podReady(name) {
   const pod = await sim.getPod(NAMESPACE, name);
   return (pod.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
@@ -146,8 +211,9 @@ async function podReady(name) {
  * @param {'od' | 'baseline'} kind
  * @param {string} label
  * @param {Record<string, string>} query
+ * @param {ViewerProxy[]} net the page's viewer proxies
  */
-async function openPage(kind, label, query) {
+async function openPage(kind, label, query, net) {
   const page = await browser.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
@@ -159,51 +225,46 @@ async function openPage(kind, label, query) {
   await page.waitForFunction(() => /** @type {any} */ (window).T?.ready || /** @type {any} */ (window).T?.error, null, { timeout: 60_000 });
   const err = await page.evaluate(() => /** @type {any} */ (window).T.error);
   assert.equal(err, null, `echo page ${label} failed to start: ${err}; console: ${errors.join(' | ')}`);
-  return /** @type {EchoPage} */ ({ page, kind, label });
+  return /** @type {EchoPage} */ ({ page, kind, label, net });
 }
 
 /**
- * SAMPLES origin-discovery and SAMPLES baseline pages.
- * @param {string} prefix page label prefix
- * @param {{viewer?: (label: string, role: string) => Promise<ViewerProxy>, stall?: number}} opts
- *   `viewer`: the page reaches discovery and media through proxies made by this (one per page
- *   and role: like separate viewers' networks, and a browser throttles WebSocket handshakes
- *   per host, which one shared proxy address would turn into a queue across pages)
+ * SAMPLES origin-discovery and SAMPLES baseline pages, each behind viewer proxies of its own.
  */
-async function openPages(prefix, { viewer, stall }) {
+async function openPages() {
   const apiPort = Number(new URL(dev.api).port);
+  const allow = (/** @type {number} */ port) => port === apiPort || vip.ports.has(port) || [...fleet.byName.values()].some((o) => o.port === port);
+  const proxy = () => new ViewerProxy({ allow }).start();
   const od = Array.from({ length: SAMPLES }, (_, i) => async () => {
-    const label = `${prefix}od${i}`;
-    const route = viewer
-      ? { via: (await viewer(label, 'media')).ws, disc: (await viewer(label, 'discovery')).base(apiPort) }
-      : {};
-    return openPage('od', label, {
-      mode: 'od',
-      api: dev.api,
-      pool: POOL,
-      key: `stream-${prefix}${i}`,
-      session: '1',
-      ...route,
-      ...(stall ? { stall: String(stall) } : {}),
-    });
+    const label = `od${i}`;
+    const net = [await proxy(), await proxy()];
+    return openPage(
+      'od',
+      label,
+      { mode: 'od', api: dev.api, pool: POOL, key: `stream-${i}`, session: '1', disc: net[1].base(apiPort) },
+      net,
+    );
   });
   const base = Array.from({ length: SAMPLES }, (_, i) => async () => {
-    const label = `${prefix}base${i}`;
-    const route = viewer ? { via: (await viewer(label, 'media')).ws } : {};
-    return openPage('baseline', label, {
-      mode: 'baseline',
-      target: await vip.addListener(), // each viewer its own Service address
-      retryFloor: String(BASELINE_RETRY_FLOOR_MS),
-      stall: String(STALL_MS),
-      ...route,
-    });
+    const label = `base${i}`;
+    const net = [await proxy()];
+    return openPage(
+      'baseline',
+      label,
+      {
+        mode: 'baseline',
+        target: await vip.addListener(), // each viewer its own Service address
+        retryFloor: String(BASELINE_RETRY_FLOOR_MS),
+        stall: String(STALL_MS),
+      },
+      net,
+    );
   });
-  // A few at a time: page start-up competes with the running pages for the two cores.
   // Interleaved, so that staggered events alternate between the two kinds.
   const all = od.flatMap((o, i) => [o, base[i]]);
-  const pages = [];
-  for (let i = 0; i < all.length; i += 4) pages.push(...(await Promise.all(all.slice(i, i + 4).map((open) => open()))));
-  return pages;
+  const opened = [];
+  for (let i = 0; i < all.length; i += OPEN_BATCH) opened.push(...(await Promise.all(all.slice(i, i + OPEN_BATCH).map((open) => open()))));
+  return opened;
 }
 
 /** Waits until the page echoes steadily and returns the origin answering. */
@@ -222,7 +283,8 @@ async function echoingOn(p, timeout) {
   return /** @type {string} */ (origin);
 }
 
-async function allEchoing(pages, timeout, what) {
+/** Every page echoing steadily; the origin each is on (a baseline page's: the one behind the VIP). */
+async function allEchoing(timeout, what) {
   return withTimeout(Promise.all(pages.map((p) => echoingOn(p, timeout))), timeout + 5_000, what);
 }
 
@@ -268,8 +330,8 @@ async function eventsSince(p, t0) {
   return p.page.evaluate((t0) => /** @type {any} */ (window).T.events.filter((e) => e.t >= t0), t0);
 }
 
-/** Records an origin-discovery page's session data, for the final check. */
-async function keepSessionData(pages) {
+/** Records the origin-discovery pages' session data, for the final check. */
+async function keepSessionData() {
   for (const p of pages.filter((x) => x.kind === 'od')) {
     const d = await p.page.evaluate(() => {
       const T = /** @type {any} */ (window).T;
@@ -279,24 +341,21 @@ async function keepSessionData(pages) {
   }
 }
 
-async function closePages(pages) {
-  await Promise.all(pages.map((p) => p.page.close().catch(() => {})));
-}
-
 /**
  * One round of a failure that freezes `victims` at t0 (and whatever `extra` does then):
- * measures every page on a victim, then kills the victims and replaces their pods.
+ * measures every page on a victim, then kills the victims and deletes their pods.
  */
 async function failureRound(round, origins, victims, extra = async () => {}) {
-  const on = new Map(directPages.map((p, i) => [p, origins[i]]));
-  const affected = directPages.filter((p) => victims.includes(on.get(p)));
+  const on = new Map(pages.map((p, i) => [p, origins[i]]));
+  const affected = pages.filter((p) => victims.includes(on.get(p)));
+  const pool = fleet.alive().length;
   const t0 = Date.now();
   for (const v of victims) fleet.freeze(v);
   await extra();
   /** @type {any} */
-  const rec = { round, t0, victims, od: [], baseline: [] };
+  const rec = { round, t0, victims, pool, od: [], baseline: [] };
   const measured = affected.map(async (p) => {
-    const cap = p.kind === 'od' ? 10_000 : BASELINE_CAP_MS;
+    const cap = p.kind === 'od' ? OD_CAP_MS : BASELINE_CAP_MS;
     /** @type {any} */
     const r = { page: p.label, from: on.get(p) };
     try {
@@ -310,6 +369,9 @@ async function failureRound(round, origins, victims, extra = async () => {}) {
       const evs = await eventsSince(p, t0);
       const removed = evs.find((e) => e.type === 'change' && e.removed.some((x) => victims.includes(x.split(':')[0])));
       r.pushRemovedMs = removed ? removed.t - t0 : null;
+      r.steps = evs
+        .filter((e) => ['change', 'migrate', 'failover', 'connect', 'ws-new', 'ws-open', 'ws-close', 'client-close'].includes(e.type))
+        .map((e) => ({ ms: e.t - t0, ...e, t: undefined }));
       // Kubernetes still said Ready when the page had moved: only the probe knew.
       r.podStillReady = await podReady(r.from);
     }
@@ -319,18 +381,6 @@ async function failureRound(round, origins, victims, extra = async () => {}) {
   for (const v of victims) fleet.kill(v);
   await Promise.all(victims.map((v) => sim.deletePod(NAMESPACE, v, 0)));
   return rec;
-}
-
-/** Replaces `victims` (killed) by new origins on the same nodes; waits until all are ready. */
-async function refill(victims) {
-  const nodes = victims.map((v) => fleet.byName.get(v)?.node ?? null);
-  await fleet.ensureSpares(victims.length);
-  await Promise.all(nodes.map((n) => fleet.add(n)));
-  await waitFor(async () => (await liveReady()).size >= POOL_SIZE, { timeout: 30_000, interval: 100, what: `${POOL_SIZE} ready origins` });
-  await waitFor(() => vip.endpoints.filter((e) => e.ready && fleet.byName.get(e.pod)?.killed === false).length >= POOL_SIZE, {
-    timeout: 10_000,
-    what: 'the VIP proxy to see the replacements',
-  });
 }
 
 function done(rounds) {
@@ -343,11 +393,11 @@ function summarize(rounds) {
   const base = rounds.flatMap((r) => r.baseline);
   return {
     rounds: rounds.length,
-    od: { ...stats(od.map((r) => r.ms)), recovered: od.filter((r) => r.ms != null).length, samples: od.length },
+    od: { ...stats(od.map((r) => r.ms), OD_CAP_MS), recovered: od.filter((r) => r.ms != null).length, samples: od.length, capMs: OD_CAP_MS },
     odPushRemovedMs: stats(od.map((r) => r.pushRemovedMs)),
     odPodStillReady: od.filter((r) => r.podStillReady).length,
     baseline: {
-      ...stats(base.map((r) => r.ms)),
+      ...stats(base.map((r) => r.ms), BASELINE_CAP_MS),
       recovered: base.filter((r) => r.ms != null).length,
       samples: base.length,
       capMs: BASELINE_CAP_MS,
@@ -359,29 +409,44 @@ function assertRounds(name, rounds) {
   const s = summarize(rounds);
   const od = rounds.flatMap((r) => r.od);
   assert.ok(od.length >= SAMPLES, `${name}: only ${od.length} origin-discovery samples in ${rounds.length} rounds`);
-  assert.equal(s.od.recovered, od.length, `${name}: origin-discovery pages not back within 10 s: ${JSON.stringify(od.filter((r) => r.ms == null))}`);
+  assert.equal(s.od.recovered, od.length, `${name}: origin-discovery pages not back within ${OD_CAP_MS} ms: ${JSON.stringify(od.filter((r) => r.ms == null))}`);
   assert.ok(s.od.p95 <= FREEZE_P95_BOUND_MS, `${name}: origin-discovery p95 ${s.od.p95} ms > ${FREEZE_P95_BOUND_MS} ms: ${JSON.stringify(od)}`);
   assert.equal(s.odPodStillReady, od.length, `${name}: a victim's pod was no longer Ready when its page moved (not the probe's doing)`);
 }
 
+function logRound(what, rec) {
+  const od = rec.od.map((r) => r.ms ?? `>${OD_CAP_MS}`).join(', ');
+  const base = rec.baseline.map((r) => r.ms ?? `>${BASELINE_CAP_MS}`).join(', ');
+  console.log(`${what} round ${rec.round}: ${rec.victims.length} of ${rec.pool} origins (${rec.victims.join(' ')}); origin-discovery [${od}] ms; baseline [${base}] ms`);
+}
+
 // ---------------------------------------------------------------------------------------------
 
-describe('browser: silent failures (frozen origin, dead node, viewer outage)', { concurrency: 1 }, () => {
+describe('browser: silent failures (dead node, frozen origin, viewer outage)', { concurrency: 1 }, () => {
   before(async () => {
-    dev = await startDev({ extraArgs: ['--endpointslice-delay', '1s', '--node-signals'], logName: 'silent-failures-dev.log' });
-    sim = new Sim(dev.sim);
-    await sim.createService(NAMESPACE, echoService({ probe: 'http' }));
-    fleet = new EchoFleet(sim, 'silent-failures-origins.log');
-    await fleet.ensureSpares(POOL_SIZE + MAX_FROZEN);
-    for (const node of NODES) for (let i = 0; i < PER_NODE; i++) await fleet.add(node);
-    await waitFor(async () => (await liveReady()).size >= POOL_SIZE, { timeout: 30_000, what: `${POOL_SIZE} ready origins in ${POOL}` });
-    vip = await new VipProxy({ sim, namespace: NAMESPACE, service: SERVICE, portOf: (p) => fleet.portOf(p) }).start();
-    await waitFor(() => vip.endpoints.filter((e) => e.ready).length >= POOL_SIZE, { timeout: 10_000, what: 'the VIP proxy to see the ready endpoints' });
-    pagesUrl = (await serveStatic(path.join(HERE, 'pages'))).url;
-    browser = await launchBrowser();
-    results.setup.chromium = browser.browser()?.version() ?? '';
-    directPages = await openPages('f', {});
-    await allEchoing(directPages, 30_000, 'every page echoing');
+    await phase('setup', async () => {
+      const t = Date.now();
+      dev = await startDev({ extraArgs: ['--endpointslice-delay', '1s', '--node-signals'], logName: 'silent-failures-dev.log' });
+      console.log(`setup: dev up after ${((Date.now() - t) / 1000).toFixed(1)} s`);
+      sim = new Sim(dev.sim);
+      await sim.createService(NAMESPACE, echoService({ probe: 'http' }));
+      fleet = new EchoFleet(sim, 'silent-failures-origins.log');
+      // Every process the scenarios need (one round each), started now rather than during a
+      // measurement: node-a's, the later ones, and the frozen round's growth (below).
+      const later = PER_OTHER_NODE * (NODES.length - 1);
+      [, browser] = await Promise.all([fleet.ensureSpares(FIRST + later + later + 1), launchBrowser()]);
+      results.setup.chromium = browser.browser()?.version() ?? '';
+      await Promise.all(Array.from({ length: FIRST }, () => fleet.add(NODES[0])));
+      await waitFor(async () => (await liveReady()).size >= FIRST, { timeout: 30_000, what: `${FIRST} ready origins in ${POOL}` });
+      vip = await new VipProxy({ sim, namespace: NAMESPACE, service: SERVICE, portOf: (p) => fleet.portOf(p) }).start();
+      await waitPool(FIRST);
+      pagesUrl = (await serveStatic(path.join(HERE, 'pages'))).url;
+      console.log(`setup: origins, VIP and browser up after ${((Date.now() - t) / 1000).toFixed(1)} s`);
+      pages = await openPages();
+      console.log(`setup: pages open after ${((Date.now() - t) / 1000).toFixed(1)} s`);
+      await allEchoing(30_000, 'every page echoing');
+      await grow(later, NODES.slice(1));
+    });
   });
 
   after(async () => {
@@ -392,85 +457,90 @@ describe('browser: silent failures (frozen origin, dead node, viewer outage)', {
     }
   });
 
-  test(`frozen origin (SIGSTOP, pod still Ready): origin-discovery pages echo on another origin, p95 ≤ ${FREEZE_P95_BOUND_MS} ms`, { timeout: 300_000 }, async () => {
-    for (let round = 1; round <= MAX_ROUNDS && !done(results.frozenRounds); round++) {
-      const origins = await allEchoing(directPages, 30_000, `frozen round ${round}: every page echoing`);
-      // The origins carrying the most pages (origin-discovery first), to gather samples fast.
-      const count = new Map();
-      directPages.forEach((p, i) => {
-        count.set(origins[i], (count.get(origins[i]) ?? 0) + (p.kind === 'od' ? 1.01 : 1));
-      });
-      const victims = [...count.entries()].sort((a, b) => b[1] - a[1]).slice(0, MAX_FROZEN).map(([o]) => o);
-      const rec = await failureRound(round, origins, victims);
-      results.frozenRounds.push(rec);
-      const od = rec.od.map((r) => r.ms).join(', ');
-      const base = rec.baseline.map((r) => r.ms ?? `>${BASELINE_CAP_MS}`).join(', ');
-      console.log(`frozen round ${round}: froze ${victims.join(' ')}; origin-discovery [${od}] ms; baseline [${base}] ms`);
-      await refill(victims);
-    }
-    assertRounds('frozen origin', results.frozenRounds);
-  });
-
   test(`dead node (its origins frozen, lease no longer renewed): origin-discovery p95 ≤ ${FREEZE_P95_BOUND_MS} ms`, { timeout: 300_000 }, async () => {
-    for (let round = 1; round <= MAX_ROUNDS && !done(results.deadNodeRounds); round++) {
-      const origins = await allEchoing(directPages, 30_000, `dead-node round ${round}: every page echoing`);
-      const byNode = new Map(NODES.map((n) => [n, 0]));
-      directPages.forEach((p, i) => {
-        const node = fleet.byName.get(origins[i])?.node;
-        if (node) byNode.set(node, byNode.get(node) + (p.kind === 'od' ? 1.01 : 1));
-      });
-      const node = [...byNode.entries()].sort((a, b) => b[1] - a[1])[0][0];
-      const victims = fleet.alive().filter((o) => o.node === node).map((o) => o.name);
-      const rec = await failureRound(round, origins, victims, () => sim.killNode(node));
-      rec.node = node;
-      await sim.reviveNode(node);
-      results.deadNodeRounds.push(rec);
-      const od = rec.od.map((r) => r.ms).join(', ');
-      const base = rec.baseline.map((r) => r.ms ?? `>${BASELINE_CAP_MS}`).join(', ');
-      console.log(`dead-node round ${round}: killed ${node} (${victims.join(' ')}); origin-discovery [${od}] ms; baseline [${base}] ms`);
-      await refill(victims);
-    }
+    await phase('deadNode', async () => {
+      for (let round = 1; round <= MAX_ROUNDS && !done(results.deadNodeRounds); round++) {
+        const origins = await allEchoing(30_000, `dead-node round ${round}: every page echoing`);
+        const byNode = new Map(NODES.map((n) => [n, 0]));
+        pages.forEach((p, i) => {
+          const node = fleet.byName.get(origins[i])?.node;
+          if (node) byNode.set(node, byNode.get(node) + (p.kind === 'od' ? 1.01 : 1));
+        });
+        const node = [...byNode.entries()].sort((a, b) => b[1] - a[1])[0][0];
+        const victims = fleet.alive().filter((o) => o.node === node).map((o) => o.name);
+        await dilute(victims.length, NODES.filter((n) => n !== node));
+        const rec = await failureRound(round, origins, victims, () => sim.killNode(node));
+        rec.node = node;
+        await sim.reviveNode(node);
+        results.deadNodeRounds.push(rec);
+        logRound(`dead-node (${node})`, rec);
+      }
+    });
     assertRounds('dead node', results.deadNodeRounds);
   });
 
+  test(`frozen origin (SIGSTOP, pod still Ready): origin-discovery pages echo on another origin, p95 ≤ ${FREEZE_P95_BOUND_MS} ms`, { timeout: 300_000 }, async () => {
+    await phase('frozen', async () => {
+      for (let round = 1; round <= MAX_ROUNDS && !done(results.frozenRounds); round++) {
+        const origins = await allEchoing(30_000, `frozen round ${round}: every page echoing`);
+        // Every origin carrying a page; the pool grows so that they stay below half of it.
+        const victims = [...new Set(origins)];
+        await dilute(victims.length, NODES);
+        const rec = await failureRound(round, origins, victims);
+        results.frozenRounds.push(rec);
+        logRound('frozen', rec);
+      }
+    });
+    assertRounds('frozen origin', results.frozenRounds);
+  });
+
   test(`viewer-side outage ${OUTAGES_MS.map((d) => `${d / 1000} s`).join(' and ')}: every page recovers, origin-discovery p95 ≤ ${OUTAGE_P95_BOUND_MS} ms after the return`, { timeout: 300_000 }, async () => {
-    await keepSessionData(directPages);
-    await closePages(directPages);
-    directPages = [];
-    const apiPort = Number(new URL(dev.api).port);
-    const allow = (port) => port === apiPort || vip.ports.has(port) || [...fleet.byName.values()].some((o) => o.port === port);
-    /** each page's network: its proxies */
-    /** @type {Map<string, ViewerProxy[]>} */
-    const networks = new Map();
-    const viewer = async (label) => {
-      const v = await new ViewerProxy({ allow }).start();
-      networks.set(label, [...(networks.get(label) ?? []), v]);
-      return v;
-    };
-    const pages = await openPages('o', { viewer, stall: STALL_MS });
-    try {
-      for (const outage of OUTAGES_MS) {
-        await allEchoing(pages, 30_000, 'every page echoing before the outage');
+    await phase('reroute', async () => {
+      // Media onto the viewer proxies: every page reconnects through its own.
+      const before = await Promise.all(pages.map((p) => p.page.evaluate(() => /** @type {any} */ (window).T.segments.at(-1)?.conn ?? 0)));
+      await Promise.all(pages.map((p) => p.page.evaluate((v) => /** @type {any} */ (window).reroute(v), p.net[0].ws)));
+      await Promise.all(
+        pages.map((p, i) =>
+          p.page.waitForFunction(
+            (c) => {
+              const s = /** @type {any} */ (window).T.segments.at(-1);
+              return s && s.conn > c && s.count >= 3;
+            },
+            before[i],
+            { timeout: 30_000, polling: 100 },
+          ),
+        ),
+      );
+      const unrouted = pages.filter((p) => p.net[0].links.size === 0).map((p) => p.label);
+      assert.deepEqual(unrouted, [], 'pages whose media does not go through their viewer proxy');
+      // The application notices a stalled media socket on its own now (the baseline has all along).
+      await Promise.all(pages.filter((p) => p.kind === 'od').map((p) => p.page.evaluate((ms) => /** @type {any} */ (window).setStall(ms), STALL_MS)));
+    });
+    for (const outage of OUTAGES_MS) {
+      await phase(`outage${outage / 1000}s`, async () => {
+        await allEchoing(30_000, 'every page echoing before the outage');
         // Steady state: every page's discovery watch is connected (its back-off reset).
         await Promise.all(
           pages
             .filter((p) => p.kind === 'od')
-            .map((p) => p.page.waitForFunction(() => /** @type {any} */ (window).T.events.filter((e) => e.type === 'sync').length > 0 && /** @type {any} */ (window).handle?.state === 'connected', null, { timeout: 30_000 })),
+            .map((p) =>
+              p.page.waitForFunction(
+                () => /** @type {any} */ (window).T.events.some((e) => e.type === 'sync') && /** @type {any} */ (window).handle?.state === 'connected',
+                null,
+                { timeout: 30_000 },
+              ),
+            ),
         );
-        // Every viewer's network fails on its own, all in parallel, starts staggered by
-        // OUTAGE_STAGGER_MS (a shared instant would measure the burst of 40 pages
-        // reconnecting on two cores at once, not the client).
         /** @type {any} */
         const rec = { outageMs: outage, staggerMs: OUTAGE_STAGGER_MS, od: [], baseline: [] };
         await Promise.all(
           pages.map(async (p, i) => {
             await sleep(i * OUTAGE_STAGGER_MS);
-            const net = networks.get(p.label) ?? [];
             const tDown = Date.now();
-            net.forEach((v) => v.outage(true));
+            p.net.forEach((v) => v.outage(true));
             await sleep(outage); // the outage itself
             const tUp = Date.now();
-            net.forEach((v) => v.outage(false));
+            p.net.forEach((v) => v.outage(false));
             /** @type {any} */
             const r = { page: p.label, tDown, tUp };
             try {
@@ -494,20 +564,17 @@ describe('browser: silent failures (frozen origin, dead node, viewer outage)', {
         results.outages.push(rec);
         const fmt = (rs) => rs.map((r) => r.ms ?? 'FAILED').join(', ');
         console.log(`outage ${outage / 1000} s: origin-discovery [${fmt(rec.od)}] ms after the return; baseline [${fmt(rec.baseline)}] ms`);
-      }
-    } finally {
-      await keepSessionData(pages);
-      await closePages(pages);
-      await Promise.all([...networks.values()].flat().map((v) => v.stop()));
+      });
     }
     for (const rec of results.outages) {
-      const od = stats(rec.od.map((r) => r.ms));
+      const od = stats(rec.od.map((r) => r.ms), RECOVERY_WINDOW_MS);
       assert.equal(od.n, rec.od.length, `outage ${rec.outageMs} ms: origin-discovery pages not back within ${RECOVERY_WINDOW_MS} ms: ${JSON.stringify(rec.od.filter((r) => r.ms == null))}`);
       assert.ok(od.p95 <= OUTAGE_P95_BOUND_MS, `outage ${rec.outageMs} ms: origin-discovery p95 ${od.p95} ms after the return > ${OUTAGE_P95_BOUND_MS} ms: ${JSON.stringify(rec.od)}`);
     }
   });
 
-  test('every media connection of an origin-discovery page re-published the same session state', () => {
+  test('every media connection of an origin-discovery page re-published the same session state', async () => {
+    await keepSessionData();
     /** @type {any[]} */
     const bad = [];
     let checked = 0;
@@ -536,7 +603,7 @@ function writeSummary() {
   const outage = (ms) => {
     const rec = results.outages.find((r) => r.outageMs === ms);
     if (!rec) return null;
-    const part = (rs) => ({ ...stats(rs.map((r) => r.ms)), recovered: rs.filter((r) => r.ms != null).length, samples: rs.length });
+    const part = (rs) => ({ ...stats(rs.map((r) => r.ms), RECOVERY_WINDOW_MS), recovered: rs.filter((r) => r.ms != null).length, samples: rs.length });
     return {
       od: part(rec.od),
       baseline: part(rec.baseline),
@@ -545,8 +612,8 @@ function writeSummary() {
     };
   };
   results.summary = {
-    frozen: summarize(results.frozenRounds),
     deadNode: summarize(results.deadNodeRounds),
+    frozen: summarize(results.frozenRounds),
     outage5s: outage(5_000),
     outage30s: outage(30_000),
     session: { connectionsChecked: results.session.connectionsChecked, reconnects: results.session.reconnects, mismatches: results.session.mismatches?.length },
@@ -564,11 +631,12 @@ function writeSummary() {
       `==== browser silent-failure summary (ms; baseline capped at ${BASELINE_CAP_MS / 1000} s in scenarios 1–2) ====`,
       '| scenario | origin-discovery recovered | p50 / p95 / max | baseline recovered | p50 / p95 / max |',
       '|---|---|---|---|---|',
-      row('frozen origin (SIGSTOP), from the freeze', s.frozen.od.samples ? s.frozen : null),
       row('dead node, from the kill', s.deadNode.od.samples ? s.deadNode : null),
+      row('frozen origin (SIGSTOP), from the freeze', s.frozen.od.samples ? s.frozen : null),
       row('viewer outage 5 s, from the return', s.outage5s),
       row('viewer outage 30 s, from the return', s.outage30s),
       `session state: ${s.session.connectionsChecked ?? 0} connections checked (${s.session.reconnects ?? 0} reconnects), ${s.session.mismatches ?? 'n/a'} mismatches`,
+      `phases (s): ${Object.entries(results.phases).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')}`,
       `details: ${path.relative(process.cwd(), path.join(ARTIFACTS, 'silent-failures.json'))}`,
       '',
     ].join('\n'),

@@ -12,10 +12,14 @@
 //   stall=MS      the application's own liveness check: no echo for MS ms on the media
 //                 socket (or an attempt not open after MS ms, baseline) counts as dead —
 //                 od: `handle.fail()`; baseline: the socket is dropped and retried after the
-//                 floor. Off by default (a frozen origin's socket then never fails).
-//   via=ws://H:P  reach discovery and media through the viewer proxy (lib/viewer-proxy.mjs):
-//                 `ws://127.0.0.1:PORT/x` becomes `${via}/up/PORT/x`; `disc` is then the
-//                 discovery base URL (also proxied), `api` still serves the client library.
+//                 floor. Off by default (a frozen origin's socket then never fails);
+//                 `window.setStall(MS)` changes it at run time (0: off).
+//   via=ws://H:P  reach media through the viewer proxy (lib/viewer-proxy.mjs):
+//                 `ws://127.0.0.1:PORT/x` becomes `${via}/up/PORT/x`. `window.reroute(VIA)`
+//                 sets it at run time and moves the current media connection there (od: a
+//                 failover through `handle.fail()`; baseline: closed, retried after the floor).
+//   disc=URL      od: the discovery base URL (e.g. through a viewer proxy); default `api`,
+//                 which always serves the client library.
 //   page=N        this page's number (in the echo servers' logs and the session state).
 //   session=1     od: pass session state {streamId, publish, viewer} to connectWithFailover and
 //                 send it as the first message of every media connection:
@@ -26,17 +30,18 @@
 const q = new URLSearchParams(location.search);
 const mode = q.get('mode');
 const INTERVAL = Number(q.get('interval') ?? 25);
-const STALL = Number(q.get('stall') ?? 0);
-const VIA = q.get('via');
+let stall = Number(q.get('stall') ?? 0);
+/** @type {any} */ (window).setStall = (/** @type {number} */ ms) => (stall = ms);
+let via = q.get('via');
 const PAGE = q.get('page') ?? '0';
 /** A gap between two echoes longer than this is recorded in `T.gaps`. */
 const GAP_MS = 300;
 
 /** `ws://127.0.0.1:PORT/path` through the viewer proxy, if there is one. @param {string} url */
 function routed(url) {
-  if (!VIA) return url;
+  if (!via) return url;
   const u = new URL(url);
-  return `${VIA}/up/${u.port}${u.pathname}${u.search}`;
+  return `${via}/up/${u.port}${u.pathname}${u.search}`;
 }
 
 const T = {
@@ -181,21 +186,23 @@ async function startOriginDiscovery() {
     },
   );
   /** @type {any} */ (window).handle = handle;
-  if (STALL > 0) {
-    setInterval(() => {
-      const c = /** @type {any} */ (current);
-      if (c && c.readyState === WebSocket.OPEN && Date.now() - c.__activity > STALL) {
-        ev('stall', { conn: c.__id, origin: c.__origin });
-        c.__activity = Date.now(); // one report per stall
-        handle.fail(new Error(`media stalled: no echo for ${STALL} ms`));
-      }
-    }, 100);
-  }
+  /** @type {any} */ (window).reroute = (/** @type {string} */ v) => {
+    via = v;
+    handle.fail(new Error(`rerouted through ${v}`));
+  };
+  setInterval(() => {
+    const c = /** @type {any} */ (current);
+    if (stall > 0 && c && c.readyState === WebSocket.OPEN && Date.now() - c.__activity > stall) {
+      ev('stall', { conn: c.__id, origin: c.__origin });
+      c.__activity = Date.now(); // one report per stall
+      handle.fail(new Error(`media stalled: no echo for ${stall} ms`));
+    }
+  }, 100);
   await discovery.ready;
 }
 
 function startBaseline() {
-  const target = routed(/** @type {string} */ (q.get('target')));
+  const target = /** @type {string} */ (q.get('target'));
   const floor = Number(q.get('retryFloor') ?? 3_000);
   /** @type {any} */
   let latest = null;
@@ -207,7 +214,8 @@ function startBaseline() {
     setTimeout(connect, floor);
   };
   const connect = () => {
-    const ws = /** @type {any} */ (new WebSocket(`${target}${target.includes('?') ? '&' : '?'}page=${PAGE}`));
+    const url = routed(target);
+    const ws = /** @type {any} */ (new WebSocket(`${url}${url.includes('?') ? '&' : '?'}page=${PAGE}`));
     latest = ws;
     track(ws, 'vip');
     ws.addEventListener('open', () => {
@@ -217,17 +225,22 @@ function startBaseline() {
     });
     ws.addEventListener('close', () => retry(ws));
   };
-  if (STALL > 0) {
-    // Dropped without waiting for a close handshake a frozen peer never answers.
-    setInterval(() => {
-      const ws = latest;
-      if (ws && !ws.__done && Date.now() - ws.__activity > STALL) {
-        ev('stall', { conn: ws.__id });
-        ws.close();
-        retry(ws);
-      }
-    }, 100);
-  }
+  // Dropped without waiting for a close handshake a frozen peer never answers.
+  setInterval(() => {
+    const ws = latest;
+    if (stall > 0 && ws && !ws.__done && Date.now() - ws.__activity > stall) {
+      ev('stall', { conn: ws.__id });
+      ws.close();
+      retry(ws);
+    }
+  }, 100);
+  /** @type {any} */ (window).reroute = (/** @type {string} */ v) => {
+    via = v;
+    if (latest && !latest.__done) {
+      latest.close();
+      retry(latest);
+    }
+  };
   connect();
 }
 
