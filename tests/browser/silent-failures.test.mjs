@@ -25,10 +25,11 @@
 // - Every page sends a message every 200 ms (40 pages on 2 cores); every echo names the origin
 //   that answered. Every page has viewer proxies of its own (lib/viewer-proxy.mjs, one per
 //   page and role: separate viewers' networks; a browser also queues WebSocket handshakes per
-//   address, which one shared address would turn into a queue across pages). The
-//   origin-discovery page's discovery watch goes through its proxy from the start; media
-//   connections go direct in scenarios 1–2 (no extra hop through the busy test process in
-//   what they measure) and are moved onto the proxies before scenario 3.
+//   address, which one shared address would turn into a queue across pages). In scenarios
+//   1–2 pages talk to the controller and the origins directly (no extra hop through the busy
+//   test process in what they measure); before scenario 3 every page moves onto its proxies
+//   (`window.reroute`: the origin-discovery page opens a new watch and handle there with the
+//   same session state).
 // - Before a failure round the pool gets more origins when needed, so that the victims stay
 //   fewer than half of it (--probe-panic-threshold 50 would rightly keep them otherwise).
 //
@@ -47,8 +48,7 @@
 //    Same measurement and bound.
 // 3. Viewer-side outage of 5 s and of 30 s: the same pages' viewer proxies stop forwarding
 //    without closing anything (and, at the network's return, deliver what they held:
-//    optimistic TCP). Every page first moves its media connection onto its proxy
-//    (`window.reroute`). Now the origin-discovery pages get the baseline's 3 s liveness check too
+//    optimistic TCP). Now the origin-discovery pages get the baseline's 3 s liveness check too
 //    (the application noticing the stall), so the client's failover and back-off run through
 //    the outage. All pages' outages run at once (starts staggered by 100 ms, so the return is
 //    not one burst of 40 reconnects on two cores). Recovery = first echo received after the
@@ -241,7 +241,7 @@ async function openPages() {
     return openPage(
       'od',
       label,
-      { mode: 'od', api: dev.api, pool: POOL, key: `stream-${i}`, session: '1', disc: net[1].base(apiPort) },
+      { mode: 'od', api: dev.api, pool: POOL, key: `stream-${i}`, session: '1' },
       net,
     );
   });
@@ -496,9 +496,11 @@ describe('browser: silent failures (dead node, frozen origin, viewer outage)', {
 
   test(`viewer-side outage ${OUTAGES_MS.map((d) => `${d / 1000} s`).join(' and ')}: every page recovers, origin-discovery p95 ≤ ${OUTAGE_P95_BOUND_MS} ms after the return`, { timeout: 300_000 }, async () => {
     await phase('reroute', async () => {
-      // Media onto the viewer proxies: every page reconnects through its own.
+      // Every page onto its viewer proxies (od: discovery watch and media; baseline: media).
+      const apiPort = Number(new URL(dev.api).port);
       const before = await Promise.all(pages.map((p) => p.page.evaluate(() => /** @type {any} */ (window).T.segments.at(-1)?.conn ?? 0)));
-      await Promise.all(pages.map((p) => p.page.evaluate((v) => /** @type {any} */ (window).reroute(v), p.net[0].ws)));
+      const tReroute = Date.now();
+      await Promise.all(pages.map((p) => p.page.evaluate(([v, d]) => /** @type {any} */ (window).reroute(v, d), [p.net[0].ws, p.net[1]?.base(apiPort)])));
       await Promise.all(
         pages.map((p, i) =>
           p.page.waitForFunction(
@@ -511,7 +513,12 @@ describe('browser: silent failures (dead node, frozen origin, viewer outage)', {
           ),
         ),
       );
-      const unrouted = pages.filter((p) => p.net[0].links.size === 0).map((p) => p.label);
+      await Promise.all(
+        pages
+          .filter((p) => p.kind === 'od')
+          .map((p) => p.page.waitForFunction((t) => /** @type {any} */ (window).T.events.some((e) => e.type === 'sync' && e.t >= t), tReroute, { timeout: 30_000 })),
+      );
+      const unrouted = pages.filter((p) => p.net.some((v) => v.links.size === 0)).map((p) => p.label);
       assert.deepEqual(unrouted, [], 'pages whose media does not go through their viewer proxy');
       // The application notices a stalled media socket on its own now (the baseline has all along).
       await Promise.all(pages.filter((p) => p.kind === 'od').map((p) => p.page.evaluate((ms) => /** @type {any} */ (window).setStall(ms), STALL_MS)));

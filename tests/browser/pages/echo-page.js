@@ -15,11 +15,12 @@
 //                 floor. Off by default (a frozen origin's socket then never fails);
 //                 `window.setStall(MS)` changes it at run time (0: off).
 //   via=ws://H:P  reach media through the viewer proxy (lib/viewer-proxy.mjs):
-//                 `ws://127.0.0.1:PORT/x` becomes `${via}/up/PORT/x`. `window.reroute(VIA)`
-//                 sets it at run time and moves the current media connection there (od: a
-//                 failover through `handle.fail()`; baseline: closed, retried after the floor).
-//   disc=URL      od: the discovery base URL (e.g. through a viewer proxy); default `api`,
-//                 which always serves the client library.
+//                 `ws://127.0.0.1:PORT/x` becomes `${via}/up/PORT/x`. At run time
+//                 `window.reroute(VIA, DISC)` moves the page onto another network — od: a new
+//                 discovery watch on DISC and a new handle (same session state), then the old
+//                 ones closed; baseline: the socket closed and retried through VIA after the
+//                 floor.
+//   disc=URL      od: the discovery base URL; default `api` (which always serves the client).
 //   page=N        this page's number (in the echo servers' logs and the session state).
 //   session=1     od: pass session state {streamId, publish, viewer} to connectWithFailover and
 //                 send it as the first message of every media connection:
@@ -149,46 +150,58 @@ async function startOriginDiscovery() {
   const pool = /** @type {string} */ (q.get('pool'));
   const key = /** @type {string} */ (q.get('key'));
   const { OriginDiscovery, connectWithFailover } = await import(`${api}/client/index.js`);
-  const discovery = new OriginDiscovery({ urls: [q.get('disc') ?? api], pool, heartbeatTimeout: 3_000 });
-  const ids = (/** @type {any[]} */ l) => l.map((o) => `${o.id}:${o.state}`);
-  discovery.on('change', (/** @type {any} */ d) =>
-    ev('change', { revision: d.revision, reason: d.reason, added: ids(d.added), updated: ids(d.updated), removed: ids(d.removed) }),
-  );
-  discovery.on('disconnect', (/** @type {any} */ d) => ev('discovery-disconnect', { reason: d.reason, code: d.code }));
-  discovery.on('sync', (/** @type {any} */ d) => ev('sync', { resumed: d.resumed }));
   if (q.get('session') === '1') T.session = { streamId: key, publish: { video: 'h264', bitrate: 2500 }, viewer: PAGE };
-  const handle = connectWithFailover(
-    discovery,
-    key,
-    (/** @type {any} */ origin) => {
-      const ws = new WebSocket(`${routed(origin.url)}?client=od&page=${PAGE}`);
-      track(ws, origin.id);
-      return ws;
-    },
-    {
-      ...(T.session ? { session: T.session } : {}),
-      onConnect: (/** @type {any} */ { connection, origin, migrated, previous, session }) => {
-        current = connection;
-        ev('connect', { conn: connection.__id, origin: origin.id, migrated, previous: previous?.id ?? null });
-        if (T.session) connection.send(JSON.stringify({ type: 'session', page: PAGE, conn: connection.__id, session }));
-        send();
+  const ids = (/** @type {any[]} */ l) => l.map((o) => `${o.id}:${o.state}`);
+  /** @type {any} */ let discovery = null;
+  /** @type {any} */ let handle = null;
+  /** A discovery watch on `url` and a connectWithFailover handle on it. @param {string} url */
+  const start = (url) => {
+    discovery = new OriginDiscovery({ urls: [url], pool, heartbeatTimeout: 3_000 });
+    discovery.on('change', (/** @type {any} */ d) =>
+      ev('change', { revision: d.revision, reason: d.reason, added: ids(d.added), updated: ids(d.updated), removed: ids(d.removed) }),
+    );
+    discovery.on('disconnect', (/** @type {any} */ d) => ev('discovery-disconnect', { reason: d.reason, code: d.code }));
+    discovery.on('sync', (/** @type {any} */ d) => ev('sync', { resumed: d.resumed }));
+    handle = connectWithFailover(
+      discovery,
+      key,
+      (/** @type {any} */ origin) => {
+        const ws = new WebSocket(`${routed(origin.url)}?client=od&page=${PAGE}`);
+        track(ws, origin.id);
+        return ws;
       },
-      onFailover: (/** @type {any} */ { from, to, error, reason }) =>
-        ev('failover', { from: from?.id ?? null, to: to?.id ?? null, reason, error: error?.message }),
-      onMigrate: (/** @type {any} */ { from, to, reason }) => ev('migrate', { from: from.id, to: to?.id ?? null, reason }),
-      onRetry: (/** @type {any} */ { attempt, delay }) => ev('retry', { attempt, delay }),
-      onGiveUp: () => ev('giveup'),
-      close: (/** @type {any} */ conn) => {
-        ev('client-close', { conn: conn.__id, origin: conn.__origin, readyState: conn.readyState });
-        if (current === conn) current = null;
-        conn.close(1000, 'moving');
+      {
+        ...(T.session ? { session: T.session } : {}),
+        onConnect: (/** @type {any} */ { connection, origin, migrated, previous, session }) => {
+          current = connection;
+          ev('connect', { conn: connection.__id, origin: origin.id, migrated, previous: previous?.id ?? null });
+          if (T.session) connection.send(JSON.stringify({ type: 'session', page: PAGE, conn: connection.__id, session }));
+          send();
+        },
+        onFailover: (/** @type {any} */ { from, to, error, reason }) =>
+          ev('failover', { from: from?.id ?? null, to: to?.id ?? null, reason, error: error?.message }),
+        onMigrate: (/** @type {any} */ { from, to, reason }) => ev('migrate', { from: from.id, to: to?.id ?? null, reason }),
+        onRetry: (/** @type {any} */ { attempt, delay }) => ev('retry', { attempt, delay }),
+        onGiveUp: () => ev('giveup'),
+        close: (/** @type {any} */ conn) => {
+          ev('client-close', { conn: conn.__id, origin: conn.__origin, readyState: conn.readyState });
+          if (current === conn) current = null;
+          conn.close(1000, 'moving');
+        },
       },
-    },
-  );
-  /** @type {any} */ (window).handle = handle;
-  /** @type {any} */ (window).reroute = (/** @type {string} */ v) => {
-    via = v;
-    handle.fail(new Error(`rerouted through ${v}`));
+    );
+    /** @type {any} */ (window).handle = handle;
+  };
+  start(q.get('disc') ?? api);
+  /** @type {any} */ (window).reroute = (/** @type {string} */ mediaVia, /** @type {string} */ discUrl) => {
+    // The viewer joins another network: a new watch and handle there (same session state),
+    // then the old ones go.
+    via = mediaVia;
+    const old = { discovery, handle };
+    ev('reroute', { via: mediaVia, disc: discUrl });
+    start(discUrl);
+    old.handle.close();
+    old.discovery.close();
   };
   setInterval(() => {
     const c = /** @type {any} */ (current);
