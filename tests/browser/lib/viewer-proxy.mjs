@@ -16,8 +16,16 @@
 // partition can only be slower to resume an old connection, which favours a client that
 // waits on it over one that reconnects.
 
+//
+// The proxies run in a child process of their own (`ViewerNet`, `node viewer-proxy.mjs
+// serve`), so that what they forward never waits for the test process's event loop (busy
+// driving 40 pages); the test only sends it commands.
+
 import net from 'node:net';
-import { onCleanup } from './harness.mjs';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { ARTIFACTS, onCleanup, spawnChild, stopChild, withTimeout } from './harness.mjs';
 
 /** Most bytes held per connection and direction while down (then the connection is cut). */
 const MAX_HELD = 4 * 1024 * 1024;
@@ -175,3 +183,88 @@ export class ViewerProxy {
     await new Promise((resolve) => this.server?.close(() => resolve()) ?? resolve());
   }
 }
+
+/**
+ * Viewer proxies in a child process. `proxy()` starts one there; the handle has `ws` and
+ * `base(port)` like a ViewerProxy, `outage(down)` and `links()` as requests to the child.
+ */
+export class ViewerNet {
+  async start() {
+    this.seq = 0;
+    /** @type {Map<number, (v: any) => void>} */ this.pending = new Map();
+    this.proc = spawnChild(process.execPath, [fileURLToPath(import.meta.url), 'serve'], {
+      name: 'viewer-net',
+      log: path.join(ARTIFACTS, 'viewer-net.log'),
+    });
+    onCleanup(() => stopChild(this.proc, 'SIGKILL', 2_000));
+    this.proc.out.listeners.add((line) => {
+      try {
+        const m = JSON.parse(line);
+        this.pending.get(m.seq)?.(m);
+        this.pending.delete(m.seq);
+      } catch {
+        /* not ours */
+      }
+    });
+    return this;
+  }
+
+  /** @param {any} msg */
+  request(msg) {
+    const seq = ++this.seq;
+    const reply = new Promise((resolve) => this.pending.set(seq, resolve));
+    this.proc.child.stdin.write(`${JSON.stringify({ ...msg, seq })}\n`);
+    return withTimeout(reply, 10_000, `viewer-net ${msg.op}`);
+  }
+
+  /** Ports the proxies may forward to (all on 127.0.0.1). @param {Iterable<number>} ports */
+  allow(ports) {
+    return this.request({ op: 'allow', ports: [...ports] });
+  }
+
+  /** Takes the proxies `ids` down (`true`) or brings them back, in one command. */
+  outage(ids, down) {
+    return this.request({ op: 'outage', ids, down });
+  }
+
+  /** Open connections per proxy id. @returns {Promise<Record<string, number>>} */
+  async links() {
+    return (await this.request({ op: 'links' })).links;
+  }
+
+  async proxy() {
+    const { id, port } = await this.request({ op: 'start' });
+    return { id, port, ws: `ws://127.0.0.1:${port}`, base: (/** @type {number} */ p) => `http://127.0.0.1:${port}/up/${p}` };
+  }
+}
+
+/** The child side: one ViewerProxy per `start`, commands on stdin, replies on stdout. */
+async function serve() {
+  /** @type {Set<number>} */
+  let allowed = new Set();
+  /** @type {Map<number, ViewerProxy>} */
+  const proxies = new Map();
+  const reply = (/** @type {any} */ m) => process.stdout.write(`${JSON.stringify(m)}\n`);
+  const rl = createInterface({ input: process.stdin });
+  rl.on('line', async (line) => {
+    const m = JSON.parse(line);
+    if (m.op === 'start') {
+      const p = await new ViewerProxy({ allow: (port) => allowed.has(port) }).start();
+      const id = proxies.size + 1;
+      proxies.set(id, p);
+      reply({ seq: m.seq, id, port: p.port });
+    } else if (m.op === 'allow') {
+      allowed = new Set(m.ports);
+      reply({ seq: m.seq });
+    } else if (m.op === 'outage') {
+      for (const id of m.ids) proxies.get(id)?.outage(m.down);
+      reply({ seq: m.seq });
+    } else if (m.op === 'links') {
+      reply({ seq: m.seq, links: Object.fromEntries([...proxies].map(([id, p]) => [id, p.links.size])) });
+    }
+  });
+  // Gone with the test process.
+  rl.on('close', () => process.exit(0));
+}
+
+if (process.argv[2] === 'serve' && process.argv[1] === fileURLToPath(import.meta.url)) await serve();
