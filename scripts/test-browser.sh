@@ -3,8 +3,12 @@
 # playwright-core, against `origin-discovery dev` with real WebSocket origin processes.
 #   - failover.test.mjs: crash failover of the JS client vs. a Service-VIP baseline (p50/p95),
 #     graceful-delete migration;
-#   - dashboard.test.mjs: the dashboard served at GET / shows the pool and updates live.
-# Results: test-artifacts/failover.json, screenshots and logs under test-artifacts/.
+#   - dashboard.test.mjs: the dashboard served at GET / shows the pool and updates live;
+#   - silent-failures.test.mjs: dead node, frozen origin (SIGSTOP) and viewer-side outages of
+#     5 s and 30 s, origin-discovery (active probes, default flags) vs. the Service-VIP baseline,
+#     20 pages of each kind in parallel; session state re-published on every reconnect.
+# Results: test-artifacts/failover.json, test-artifacts/silent-failures.json, screenshots and
+# logs under test-artifacts/.
 #
 # Usage:
 #   scripts/test-browser.sh
@@ -15,6 +19,7 @@
 #   CHROMIUM_PATH         browser (default /usr/bin/chromium, installed with apt when missing;
 #                         never a downloaded browser)
 #   BROWSER_E2E_ROUNDS    crash and graceful rounds each (default 20)
+#   BROWSER_E2E_SAMPLES   silent-failures pages of each kind (default 20)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -53,5 +58,5 @@ ORIGIN_DISCOVERY_BIN=$(realpath "$bin")
 export ORIGIN_DISCOVERY_BIN
 
 mkdir -p test-artifacts
-# One test file at a time: both measure timing on a 2-core machine.
+# One test file at a time: they measure timing on a 2-core machine.
 node --test --test-concurrency=1 --test-reporter=spec tests/browser/

@@ -87,6 +87,7 @@ pub async fn start(settings: Settings, client: Client) -> anyhow::Result<Running
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
 
+    crate::probe::spawn(&mut tasks, &shared, &args.probe);
     let ns = args.namespace.as_deref();
     let explicit: HashSet<_> = args.services.iter().cloned().collect();
     spawn_source(

@@ -14,6 +14,7 @@ use std::time::Duration;
 use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
+use crate::probe::config::ProbeArgs;
 use origin_discovery_core::model::PoolId;
 
 /// Kubernetes controller that tells media clients where to reconnect, ahead of kube-proxy.
@@ -233,6 +234,10 @@ pub struct ControllerArgs {
     /// Log format.
     #[arg(long, env = "ORIGIN_DISCOVERY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// Active probes of origins (docs/DESIGN.md, "Active probes").
+    #[command(flatten)]
+    pub probe: ProbeArgs,
 }
 
 /// How logs are written.

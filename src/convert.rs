@@ -9,7 +9,8 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 
 use origin_discovery_core::model::{PoolId, MAX_WEIGHT};
 use origin_discovery_core::signals::{
-    EndpointInfo, LoadSample, NodeReady, PodInfo, PortChoice, ServiceInfo, SliceInfo, SlicePort,
+    EndpointInfo, LoadSample, NodeReady, PodInfo, PortChoice, ProbeKind, ProbeMode, ProbeSpec,
+    ServiceInfo, SliceInfo, SlicePort,
 };
 
 /// Label opting a Service in as a pool.
@@ -27,6 +28,12 @@ pub const WEIGHT_ANNOTATION: &str = "origin-discovery.io/weight";
 pub const LOAD_ANNOTATION: &str = "origin-discovery.io/load";
 /// EndpointSlice label naming its Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+/// Service annotation: `tcp`, `http` or `none` (docs/DESIGN.md, "Active probes").
+pub const PROBE_ANNOTATION: &str = "origin-discovery.io/probe";
+/// Service annotation: the HTTP probe's path (default `/`).
+pub const PROBE_PATH_ANNOTATION: &str = "origin-discovery.io/probe-path";
+/// Service annotation: port name or number to probe (default the advertised port).
+pub const PROBE_PORT_ANNOTATION: &str = "origin-discovery.io/probe-port";
 
 /// The pool a Service defines, or `None` when it is not opted in (by label or `--service`).
 pub fn service_info(svc: &Service, explicit: &HashSet<PoolId>) -> Option<ServiceInfo> {
@@ -48,23 +55,70 @@ pub fn service_info(svc: &Service, explicit: &HashSet<PoolId>) -> Option<Service
         .unwrap_or_default();
     let port_name =
         |p: &k8s_openapi::api::core::v1::ServicePort| p.name.clone().unwrap_or_default();
-    let port = match annotation(PORT_ANNOTATION) {
-        Some(v) => match v.trim().parse::<u16>() {
-            // A Service port number maps to its name (slices carry Service port names);
-            // any other number is matched against the endpoints' (target) port.
-            Ok(n) => match ports.iter().find(|p| p.port == i32::from(n)) {
-                Some(p) => PortChoice::Name(port_name(p)),
-                None => PortChoice::Number(n),
-            },
-            Err(_) => PortChoice::Name(v.trim().to_string()),
+    let port_choice = |v: &str| match v.trim().parse::<u16>() {
+        // A Service port number maps to its name (slices carry Service port names);
+        // any other number is matched against the endpoints' (target) port.
+        Ok(n) => match ports.iter().find(|p| p.port == i32::from(n)) {
+            Some(p) => PortChoice::Name(port_name(p)),
+            None => PortChoice::Number(n),
         },
+        Err(_) => PortChoice::Name(v.trim().to_string()),
+    };
+    let port = match annotation(PORT_ANNOTATION) {
+        Some(v) => port_choice(&v),
         None => PortChoice::Name(ports.first().map(port_name).unwrap_or_default()),
     };
+    let (probe, errors) = probe_spec(
+        annotation(PROBE_ANNOTATION).as_deref(),
+        annotation(PROBE_PATH_ANNOTATION).as_deref(),
+        annotation(PROBE_PORT_ANNOTATION)
+            .as_deref()
+            .map(port_choice),
+    );
+    for error in errors {
+        // Services change rarely, so this is logged once per change of the Service.
+        tracing::warn!(pool = %pool, "{error}");
+    }
     Some(ServiceInfo {
         pool,
         port,
         url_template: annotation(URL_TEMPLATE_ANNOTATION),
+        probe,
     })
+}
+
+/// The probe annotations' meaning, and what was wrong with them: an unknown probe kind
+/// leaves the pool to `--probe-default`; a path that is not an absolute request path
+/// (visible ASCII, starting with `/`) is replaced by `/`.
+fn probe_spec(
+    kind: Option<&str>,
+    path: Option<&str>,
+    port: Option<PortChoice>,
+) -> (ProbeSpec, Vec<String>) {
+    let mut errors = Vec::new();
+    let mode = match kind.map(str::trim) {
+        None => ProbeMode::Default,
+        Some("tcp") => ProbeMode::On(ProbeKind::Tcp),
+        Some("http") => ProbeMode::On(ProbeKind::Http),
+        Some("none") => ProbeMode::Off,
+        Some(other) => {
+            errors.push(format!(
+                "annotation {PROBE_ANNOTATION}={other:?}: expected tcp, http or none; using --probe-default"
+            ));
+            ProbeMode::Default
+        }
+    };
+    let path = match path.map(str::trim) {
+        None => "/".to_string(),
+        Some(p) if p.starts_with('/') && p.bytes().all(|b| b.is_ascii_graphic()) => p.to_string(),
+        Some(p) => {
+            errors.push(format!(
+                "annotation {PROBE_PATH_ANNOTATION}={p:?}: expected a path starting with / (visible ASCII); using /"
+            ));
+            "/".to_string()
+        }
+    };
+    (ProbeSpec { mode, path, port }, errors)
 }
 
 /// An EndpointSlice's endpoints, or `None` for a slice without a Service label or with
@@ -264,6 +318,49 @@ mod tests {
             port(json!({PORT_ANNOTATION: "1935"})),
             PortChoice::Number(1935)
         );
+    }
+
+    #[test]
+    fn probe_annotations_select_kind_path_and_port() {
+        let none = HashSet::new();
+        let l = json!({ENABLED_LABEL: "true"});
+        let probe = |a| service_info(&service(l.clone(), a), &none).unwrap().probe;
+        assert_eq!(probe(json!({})), ProbeSpec::default());
+        let p = probe(
+            json!({PROBE_ANNOTATION: "http", PROBE_PATH_ANNOTATION: "/healthz?full=1",
+            PROBE_PORT_ANNOTATION: "5080"}),
+        );
+        assert_eq!(p.mode, ProbeMode::On(ProbeKind::Http));
+        assert_eq!(p.path, "/healthz?full=1");
+        assert_eq!(
+            p.port,
+            Some(PortChoice::Name("ws".into())),
+            "a Service port maps to its name"
+        );
+        let p = probe(json!({PROBE_ANNOTATION: " tcp ", PROBE_PORT_ANNOTATION: "8086"}));
+        assert_eq!(p.mode, ProbeMode::On(ProbeKind::Tcp));
+        assert_eq!(p.port, Some(PortChoice::Number(8086)));
+        assert_eq!(
+            probe(json!({PROBE_ANNOTATION: "none"})).mode,
+            ProbeMode::Off
+        );
+    }
+
+    #[test]
+    fn bad_probe_annotations_fall_back_and_say_why() {
+        let (p, errors) = probe_spec(Some("grpc"), Some("healthz"), None);
+        assert_eq!(p, ProbeSpec::default());
+        assert_eq!(errors.len(), 2);
+        assert!(
+            errors[0].contains("grpc") && errors[1].contains("healthz"),
+            "{errors:?}"
+        );
+        let (p, errors) = probe_spec(Some("http"), Some("/a b"), None);
+        assert_eq!(
+            (p.mode, p.path.as_str()),
+            (ProbeMode::On(ProbeKind::Http), "/")
+        );
+        assert_eq!(errors.len(), 1);
     }
 
     #[test]

@@ -10,6 +10,8 @@
 //! - [`app`]: wiring — starts the sources, the API and admin servers; shutdown.
 //! - [`sources`]: one watch task per Kubernetes kind; [`convert`] turns objects into the
 //!   core's signals, which the sources apply to the index through [`shared`].
+//! - [`probe`]: the active prober, one more source: probes origins at their EndpointSlice
+//!   addresses and applies the verdicts to the index.
 //! - [`shared`]: the index, the hub it publishes to, and every source's health (readiness,
 //!   staleness).
 //! - [`api`]: the public HTTP API — snapshots, long-polls, picks, WebSocket and SSE push —
@@ -25,5 +27,6 @@ pub mod config;
 pub mod convert;
 pub mod dev;
 pub mod metrics;
+pub mod probe;
 pub mod shared;
 pub mod sources;

@@ -43,6 +43,23 @@ pub struct ResourceLabels {
     pub resource: &'static str,
 }
 
+/// Labels naming a pool.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PoolLabels {
+    /// `<namespace>/<service>`.
+    pub pool: String,
+}
+
+/// Labels of the probe results counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProbeResultLabels {
+    /// `<namespace>/<service>`.
+    pub pool: String,
+    /// `healthy`, `unhealthy` (an HTTP status other than 2xx/3xx), `timeout` or `error`
+    /// (refused, reset, malformed answer).
+    pub result: &'static str,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -74,6 +91,15 @@ pub struct Metrics {
     pub resets: Family<TransportLabels, Counter>,
     /// `origin_discovery_rejected_subscribers_total{transport}`: refused by a connection limit.
     pub rejected: Family<TransportLabels, Counter>,
+    /// `origin_discovery_probe_results_total{pool,result}`: active probes by outcome.
+    pub probe_results: Family<ProbeResultLabels, Counter>,
+    /// `origin_discovery_probe_duration_seconds`: how long each probe took (to its timeout).
+    pub probe_duration: Histogram,
+    /// `origin_discovery_probe_removed_total{pool}`: origins active probes took off the list.
+    pub probe_removed: Family<PoolLabels, Counter>,
+    /// `origin_discovery_probe_panic{pool}`: 1 while too many of the pool's origins fail
+    /// their probes at once and none is removed (docs/DESIGN.md, "Active probes").
+    pub probe_panic: Family<PoolLabels, Gauge>,
     /// `origin_discovery_http_connections{port}`: open HTTP connections (upgraded ones too).
     pub connections: Family<PortLabels, Gauge>,
     /// `origin_discovery_http_connections_refused_total{port}`: refused at the connection limit.
@@ -148,6 +174,31 @@ impl Metrics {
             "Subscriptions refused by a connection limit",
             rejected.clone(),
         );
+        let probe_results = Family::<ProbeResultLabels, Counter>::default();
+        registry.register(
+            "probe_results",
+            "Active probes of origins by result",
+            probe_results.clone(),
+        );
+        // 100 µs … ~3.3 s
+        let probe_duration = Histogram::new(exponential_buckets(0.000_1, 2.0, 16));
+        registry.register(
+            "probe_duration_seconds",
+            "Duration of each active probe, up to its timeout",
+            probe_duration.clone(),
+        );
+        let probe_removed = Family::<PoolLabels, Counter>::default();
+        registry.register(
+            "probe_removed",
+            "Origins active probes took off the list",
+            probe_removed.clone(),
+        );
+        let probe_panic = Family::<PoolLabels, Gauge>::default();
+        registry.register(
+            "probe_panic",
+            "1 while more than --probe-panic-threshold of the pool's origins fail their probes and none is removed",
+            probe_panic.clone(),
+        );
         let connections = Family::<PortLabels, Gauge>::default();
         registry.register(
             "http_connections",
@@ -171,6 +222,10 @@ impl Metrics {
             stale,
             resets,
             rejected,
+            probe_results,
+            probe_duration,
+            probe_removed,
+            probe_panic,
             connections,
             connections_refused,
             registry: Arc::new(registry),

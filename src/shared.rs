@@ -15,10 +15,11 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, PoolLabels};
 use origin_discovery_core::hub::Hub;
-use origin_discovery_core::index::{Index, IndexConfig};
-use origin_discovery_core::signals::Stamp;
+use origin_discovery_core::index::{Index, IndexConfig, ProbeTarget};
+use origin_discovery_core::model::PoolChange;
+use origin_discovery_core::signals::{ProbeResult, Stamp};
 
 /// Health of one source (one watched kind).
 #[derive(Debug)]
@@ -144,9 +145,53 @@ impl Shared {
         for lead in out.leads {
             self.metrics.signal_lead.observe(lead.as_secs_f64());
         }
+        for pool in out.probe_removed {
+            let labels = PoolLabels {
+                pool: pool.to_string(),
+            };
+            self.metrics.probe_removed.get_or_create(&labels).inc();
+        }
+        for p in out.probe_panic {
+            let labels = PoolLabels {
+                pool: p.pool.to_string(),
+            };
+            self.metrics
+                .probe_panic
+                .get_or_create(&labels)
+                .set(i64::from(p.panic));
+            let (pool, down, probed) = (&labels.pool, p.down, p.probed);
+            if p.panic {
+                tracing::warn!(%pool, down, probed, "probe panic: too many origins fail their probes at once; keeping them all (is the controller's own network at fault?)");
+            } else {
+                tracing::info!(%pool, down, probed, "probe panic over: failing origins are removed again");
+            }
+        }
         for change in out.changes {
+            if let PoolChange::Removed { pool, .. } = &change {
+                self.metrics.probe_panic.remove(&PoolLabels {
+                    pool: pool.to_string(),
+                });
+            }
             self.hub.apply(change);
         }
+    }
+
+    /// The current probe targets, unless they are still those of `known` (the revision the
+    /// caller read last); with the revision they belong to.
+    pub fn probe_targets(&self, known: Option<u64>) -> Option<(u64, Vec<ProbeTarget>)> {
+        let index = self.index.lock().expect("index lock poisoned");
+        let revision = index.probe_targets_revision();
+        (known != Some(revision)).then(|| (revision, index.probe_targets()))
+    }
+
+    /// Applies a batch of probe results and publishes what they changed.
+    pub fn apply_probes(&self, results: &[(Arc<ProbeTarget>, ProbeResult)]) {
+        let stamp = Stamp::now();
+        self.update(|idx| {
+            for (target, result) in results {
+                idx.apply_probe(target, *result, stamp);
+            }
+        });
     }
 
     /// Re-evaluates readiness: every source alive and synced.

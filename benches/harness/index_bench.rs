@@ -46,6 +46,7 @@ pub fn run(pools: usize, per_pool: usize, events: usize) -> IndexResult {
                 pool: pool.clone(),
                 port: PortChoice::Name("ws".into()),
                 url_template: Some("wss://{pod}.origins.example.com:5443/LiveApp/websocket".into()),
+                probe: Default::default(),
             },
             stamp,
         );

@@ -70,6 +70,8 @@ MATRIX: dict[str, dict[str, Any]] = {
         "maxHeaderBytes": "32KiB",
         "writeTimeout": "10s",
         "deltaLog": 4096,
+        "probes": {"default": "http", "interval": "1s", "timeout": "300ms", "failures": 3,
+                   "successes": 2, "panicThreshold": 75},
         "corsAllowOrigins": ["https://player.example.com", "*"],
         "shutdownTimeout": "20s",
         "terminationGracePeriodSeconds": 45,

@@ -25,7 +25,9 @@ METRIC_FAMILIES = {
     "origin_discovery_watch_restarts_total", "origin_discovery_watch_errors_total",
     "origin_discovery_watch_events_total", "origin_discovery_stale",
     "origin_discovery_subscriber_resets_total", "origin_discovery_rejected_subscribers_total",
-    "origin_discovery_probe_panic",
+    "origin_discovery_probe_panic", "origin_discovery_probe_results_total",
+    "origin_discovery_probe_duration_seconds", "origin_discovery_probe_removed_total",
+    "origin_discovery_http_connections", "origin_discovery_http_connections_refused_total",
 }
 
 

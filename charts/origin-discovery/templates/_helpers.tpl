@@ -119,6 +119,12 @@ effective configuration; toYaml quotes whatever needs quoting (`*`, spaces, colo
 {{- $args = append $args "--node-signals" }}
 {{- $args = append $args (printf "--node-lease-grace=%s" $v.nodeSignals.leaseGrace) }}
 {{- end }}
+{{- $args = append $args (printf "--probe-default=%s" $v.probes.default) }}
+{{- $args = append $args (printf "--probe-interval=%s" $v.probes.interval) }}
+{{- $args = append $args (printf "--probe-timeout=%s" $v.probes.timeout) }}
+{{- $args = append $args (printf "--probe-failures=%d" ($v.probes.failures | int64)) }}
+{{- $args = append $args (printf "--probe-successes=%d" ($v.probes.successes | int64)) }}
+{{- $args = append $args (printf "--probe-panic-threshold=%d" ($v.probes.panicThreshold | int64)) }}
 {{- $args = append $args (printf "--max-subscribers=%d" ($v.maxSubscribers | int64)) }}
 {{- $args = append $args (printf "--max-subscribers-per-ip=%d" ($v.maxSubscribersPerIp | int64)) }}
 {{- with $v.trustedProxies }}

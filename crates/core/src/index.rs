@@ -13,6 +13,13 @@
 //!   terminated container, phase Failed/Succeeded), pod gone, node not ready or its lease
 //!   expired → removed; slice `serving && terminating` → `draining`; anything else → removed.
 //! - applying an unchanged object changes nothing, so a relist never flaps origins.
+//! - active probes (docs/DESIGN.md, "Active probes") are one more pod-level signal:
+//!   `--probe-failures` consecutive failures remove an origin, and it is listed again only
+//!   after `--probe-successes` consecutive successes *and* a ready slice; when more than
+//!   `--probe-panic-threshold` percent of a pool's probed origins are failing at once, none
+//!   of them is removed (the prober's own network is suspect), so probes never empty a pool.
+//!   Probe state is forgotten when the endpoint leaves the slices (or changes address).
+//!
 //!
 //! Weights and load (docs/DESIGN.md, "Weights and load"): an origin's `weight` is its pod's
 //! annotation; its `load` comes from [`Index::set_load`] (the prober's `Origin-Load`) or else
@@ -26,8 +33,8 @@ use std::sync::Arc;
 
 use crate::model::{Delta, Load, Origin, OriginState, PoolChange, PoolId};
 use crate::signals::{
-    EndpointInfo, LoadSample, NodeReady, PodInfo, PortChoice, ServiceInfo, SliceInfo, SlicePort,
-    Stamp,
+    EndpointInfo, LoadSample, NodeReady, PodInfo, PortChoice, ProbeKind, ProbeMode, ProbeResult,
+    ServiceInfo, SliceInfo, SlicePort, Stamp,
 };
 
 /// Index options.
@@ -47,6 +54,67 @@ pub struct Commit {
     /// Signal lead observations: for each origin a pod/node signal took out of `ready`
     /// before its EndpointSlice did, how long the slice took to catch up.
     pub leads: Vec<Duration>,
+    /// One entry per origin an active probe took off the list.
+    pub probe_removed: Vec<PoolId>,
+    /// Pools that entered or left probe panic mode.
+    pub probe_panic: Vec<ProbePanic>,
+}
+
+/// How probe results become origin state (docs/DESIGN.md, "Active probes"); set with
+/// [`Index::set_probe_policy`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProbePolicy {
+    /// How pools without a probe annotation are probed (`--probe-default`; `None`: not).
+    pub default: Option<ProbeKind>,
+    /// Consecutive failures that remove an origin (`--probe-failures`, at least 1).
+    pub failures: u32,
+    /// Consecutive successes that let it back (`--probe-successes`, at least 1).
+    pub successes: u32,
+    /// Percent, 0–100 (`--probe-panic-threshold`): while more than this share of a pool's
+    /// probed origins — or all of them — are failing, none of them is removed.
+    pub panic_threshold: u8,
+}
+
+impl Default for ProbePolicy {
+    fn default() -> Self {
+        Self {
+            default: None,
+            failures: 2,
+            successes: 1,
+            panic_threshold: 50,
+        }
+    }
+}
+
+/// One origin to probe: an EndpointSlice address (never a URL), with its pool's settings.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ProbeTarget {
+    /// The pool.
+    pub pool: PoolId,
+    /// The endpoint's id in the pool (pod name, or the address).
+    pub id: String,
+    /// The endpoint address from the slice (IPv4 or IPv6, not bracketed).
+    pub address: String,
+    /// `origin-discovery.io/probe-port` resolved on the endpoint's slice, else the
+    /// advertised port.
+    pub port: u16,
+    /// TCP or HTTP.
+    pub kind: ProbeKind,
+    /// HTTP request path (`origin-discovery.io/probe-path`).
+    pub path: String,
+}
+
+/// A pool entering or leaving probe panic mode.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProbePanic {
+    /// The pool.
+    pub pool: PoolId,
+    /// In panic mode now.
+    pub panic: bool,
+    /// Origins failing their probes.
+    pub down: usize,
+    /// Origins probed (endpoints the slices list ready or serving).
+    pub probed: usize,
 }
 
 /// A pod's key: namespace and name.
@@ -73,6 +141,10 @@ pub struct Index {
     membership: HashSet<PoolId>,
     /// Last revision of pools that disappeared, so a returning pool keeps counting up.
     retired: HashMap<PoolId, u64>,
+    /// How probe results count.
+    probe_policy: ProbePolicy,
+    /// Bumped whenever the set of probe targets may have changed.
+    targets_revision: u64,
 }
 
 #[derive(Debug, Default)]
@@ -87,6 +159,8 @@ struct ServiceEntry {
 struct Slice {
     ports: Vec<SlicePort>,
     endpoints: HashMap<String, EndpointInfo>,
+    /// How many endpoints are ready or serving (probe targets, for the panic threshold).
+    live: usize,
 }
 
 #[derive(Debug)]
@@ -99,8 +173,32 @@ struct PoolState {
     lead_pending: HashMap<String, Instant>,
     /// Set until the pool's first revision has been announced.
     announced: bool,
+    /// Active probe state per endpoint id, for endpoints a probe reported on.
+    probes: HashMap<String, ProbeState>,
+    /// How many entries of `probes` are down and still probe targets.
+    probes_down: usize,
+    /// Probe panic mode: too many of `probes` are down, so none is removed.
+    probe_panic: bool,
+    /// The panic mode last reported in a [`Commit`].
+    probe_panic_reported: bool,
     /// Load reports and filters of the listed origins, keyed like `published`.
     loads: HashMap<String, LoadState>,
+}
+
+/// What the probes said about one endpoint lately.
+#[derive(Debug)]
+struct ProbeState {
+    /// What was probed; a result for anything else is stale and ignored.
+    target: ProbeTarget,
+    /// The endpoint is a probe target (its slice says ready or serving); results that
+    /// arrive while it is not are ignored, so the last verdict holds until it is again.
+    active: bool,
+    /// Consecutive failures.
+    failures: u32,
+    /// Consecutive successes.
+    successes: u32,
+    /// Taken out by probes (kept listed while the pool is in panic mode).
+    down: bool,
 }
 
 #[derive(Debug, Default)]
@@ -238,6 +336,8 @@ impl Index {
             dirty: HashMap::new(),
             membership: HashSet::new(),
             retired: HashMap::new(),
+            probe_policy: ProbePolicy::default(),
+            targets_revision: 0,
         }
     }
 
@@ -255,7 +355,12 @@ impl Index {
         let entry = self.services.entry(id.clone()).or_default();
         match &mut entry.pool {
             Some(pool) if pool.info == info => return,
-            Some(pool) => pool.info = info,
+            Some(pool) => {
+                if pool.info.probe != info.probe || pool.info.port != info.port {
+                    pool.clear_probes();
+                }
+                pool.info = info;
+            }
             None => {
                 let revision = self.retired.remove(&id).unwrap_or(0);
                 entry.pool = Some(PoolState {
@@ -264,10 +369,15 @@ impl Index {
                     published: BTreeMap::new(),
                     lead_pending: HashMap::new(),
                     announced: false,
+                    probes: HashMap::new(),
+                    probes_down: 0,
+                    probe_panic: false,
+                    probe_panic_reported: false,
                     loads: HashMap::new(),
                 });
             }
         }
+        self.targets_revision += 1;
         self.mark_all(&id, stamp);
     }
 
@@ -284,6 +394,7 @@ impl Index {
             if entry.slices.is_empty() {
                 self.services.remove(pool);
             }
+            self.targets_revision += 1;
         }
     }
 
@@ -307,11 +418,19 @@ impl Index {
             ports,
             endpoints,
         } = slice;
-        let endpoints = endpoints
+        let endpoints: HashMap<String, EndpointInfo> = endpoints
             .into_iter()
             .map(|e| (e.id().to_string(), e))
             .collect();
-        let new = Slice { ports, endpoints };
+        let live = endpoints
+            .values()
+            .filter(|e| slice_verdict(e) != SliceVerdict::Absent)
+            .count();
+        let new = Slice {
+            ports,
+            endpoints,
+            live,
+        };
         let entry = self.services.entry(service.clone()).or_default();
         let old = entry.slices.remove(&name);
         if old.as_ref() == Some(&new) {
@@ -325,6 +444,8 @@ impl Index {
             self.unref_pods(&service, old.pods());
         }
         self.ref_pods(&service, new_pods);
+        self.targets_revision += 1;
+        self.prune_probes(&service, &touched, stamp);
         self.mark(&service, touched, stamp);
     }
 
@@ -340,7 +461,10 @@ impl Index {
             self.services.remove(service);
         }
         self.unref_pods(service, old.pods());
-        self.mark(service, changed_ids(Some(&old), None), stamp);
+        let touched = changed_ids(Some(&old), None);
+        self.targets_revision += 1;
+        self.prune_probes(service, &touched, stamp);
+        self.mark(service, touched, stamp);
     }
 
     /// Keeps only the slices in `keep` (after a relist of EndpointSlices).
@@ -534,6 +658,212 @@ impl Index {
         }
     }
 
+    /// Sets how probe results count (the prober does, once, at start). A changed policy
+    /// forgets every probe state.
+    pub fn set_probe_policy(&mut self, policy: ProbePolicy, stamp: Stamp) {
+        if policy == self.probe_policy {
+            return;
+        }
+        self.probe_policy = policy;
+        self.targets_revision += 1;
+        let pools: Vec<PoolId> = self.pools().cloned().collect();
+        for id in pools {
+            if let Some(pool) = self.services.get_mut(&id).and_then(|e| e.pool.as_mut()) {
+                pool.clear_probes();
+            }
+            self.mark_all(&id, stamp);
+        }
+    }
+
+    /// Changes whenever [`Index::probe_targets`] may return something else; the prober
+    /// re-reads the targets only then.
+    pub fn probe_targets_revision(&self) -> u64 {
+        self.targets_revision
+    }
+
+    /// Every endpoint to probe: in pools whose probe annotation (or `--probe-default`) asks
+    /// for probes, each endpoint a slice lists ready or serving, at its slice address.
+    pub fn probe_targets(&self) -> Vec<ProbeTarget> {
+        let mut out = Vec::new();
+        for (pool_id, entry) in &self.services {
+            let Some(pool) = &entry.pool else { continue };
+            let Some(kind) = self.probe_kind(&pool.info) else {
+                continue;
+            };
+            // The best report of each endpoint across the slices, as `compute` picks it.
+            let mut best: HashMap<&str, (SliceVerdict, &EndpointInfo, u16)> = HashMap::new();
+            for s in entry.slices.values() {
+                let Some(port) = probe_port(&s.ports, &pool.info) else {
+                    continue;
+                };
+                for (id, e) in &s.endpoints {
+                    let v = slice_verdict(e);
+                    if best.get(id.as_str()).is_none_or(|(b, _, _)| v > *b) {
+                        best.insert(id, (v, e, port));
+                    }
+                }
+            }
+            out.extend(
+                best.into_iter()
+                    .filter(|(_, (v, _, _))| *v != SliceVerdict::Absent)
+                    .map(|(id, (_, e, port))| ProbeTarget {
+                        pool: pool_id.clone(),
+                        id: id.to_string(),
+                        address: e.address.clone(),
+                        port,
+                        kind,
+                        path: pool.info.probe.path.clone(),
+                    }),
+            );
+        }
+        out
+    }
+
+    /// One probe's result for `target`. Results for a target that is no longer current
+    /// (the endpoint left, changed address, or the pool's probe settings changed) are
+    /// ignored. Changes the origin only when the failure/success counts cross the policy's
+    /// thresholds (hysteresis), or the pool enters/leaves panic mode. A healthy answer is
+    /// also the origin's load report, passed on to [`Index::set_load`].
+    pub fn apply_probe(&mut self, target: &ProbeTarget, result: ProbeResult, stamp: Stamp) {
+        let Some(entry) = self.services.get(&target.pool) else {
+            return;
+        };
+        let Some(pool) = &entry.pool else { return };
+        let known = match pool.probes.get(&target.id) {
+            // Not a target while its slice says not ready: the verdict stays as it was.
+            Some(state) if state.target == *target && state.active => true,
+            Some(_) => return,
+            None => {
+                let kind = self.probe_kind(&pool.info);
+                let current = kind.and_then(|kind| {
+                    let (e, port) = probe_endpoint(&entry.slices, &pool.info, &target.id)?;
+                    (slice_verdict(e) != SliceVerdict::Absent
+                        && e.address == target.address
+                        && port == target.port
+                        && kind == target.kind
+                        && pool.info.probe.path == target.path)
+                        .then_some(())
+                });
+                if current.is_none() {
+                    return;
+                }
+                false
+            }
+        };
+        let policy = self.probe_policy.clone();
+        let entry = self.services.get_mut(&target.pool).expect("checked above");
+        let targets = live_endpoints(&entry.slices);
+        let pool = entry.pool.as_mut().expect("checked above");
+        if !known {
+            pool.probes.insert(
+                target.id.clone(),
+                ProbeState {
+                    target: target.clone(),
+                    active: true,
+                    failures: 0,
+                    successes: 0,
+                    down: false,
+                },
+            );
+        }
+        let state = pool.probes.get_mut(&target.id).expect("inserted above");
+        let was_down = state.down;
+        if result.healthy {
+            state.failures = 0;
+            state.successes = state.successes.saturating_add(1);
+            if state.down && state.successes >= policy.successes {
+                state.down = false;
+            }
+        } else {
+            state.successes = 0;
+            state.failures = state.failures.saturating_add(1);
+            if !state.down && state.failures >= policy.failures {
+                state.down = true;
+            }
+        }
+        let flipped = state.down != was_down;
+        if flipped {
+            if state.down {
+                pool.probes_down += 1;
+            } else {
+                pool.probes_down -= 1;
+            }
+        }
+        let mut ids = Vec::new();
+        if flipped {
+            ids.push(target.id.clone());
+        }
+        ids.extend(pool.refresh_panic(policy.panic_threshold, targets));
+        let pool_id = target.pool.clone();
+        self.mark(&pool_id, ids, stamp);
+        // A healthy answer is the origin's load report (docs/DESIGN.md, "Weights and load"):
+        // its `Origin-Load`, or none (the pod annotation applies then). A failed probe says
+        // nothing about load; the last report stands.
+        if result.healthy {
+            self.set_load(&pool_id, &target.id, result.load, stamp);
+        }
+    }
+
+    /// Whether a pool is in probe panic mode.
+    pub fn probe_panic(&self, pool: &PoolId) -> bool {
+        self.services
+            .get(pool)
+            .and_then(|e| e.pool.as_ref())
+            .is_some_and(|p| p.probe_panic)
+    }
+
+    /// The probe kind a pool uses, if it is probed.
+    fn probe_kind(&self, info: &ServiceInfo) -> Option<ProbeKind> {
+        match info.probe.mode {
+            ProbeMode::Default => self.probe_policy.default,
+            ProbeMode::Off => None,
+            ProbeMode::On(kind) => Some(kind),
+        }
+    }
+
+    /// Forgets the probe state of the `ids` whose endpoint left the slices or no longer
+    /// matches what was probed (another address or port), and notes which are targets.
+    fn prune_probes(&mut self, service: &PoolId, ids: &[String], stamp: Stamp) {
+        let threshold = self.probe_policy.panic_threshold;
+        let Some(ServiceEntry {
+            pool: Some(pool),
+            slices,
+        }) = self.services.get_mut(service)
+        else {
+            return;
+        };
+        if pool.probes.is_empty() {
+            return;
+        }
+        for id in ids {
+            let Some(state) = pool.probes.get_mut(id) else {
+                continue;
+            };
+            let counted = state.down && state.active;
+            match probe_endpoint(slices, &pool.info, id) {
+                Some((e, port))
+                    if e.address == state.target.address && port == state.target.port =>
+                {
+                    state.active = slice_verdict(e) != SliceVerdict::Absent;
+                    if state.down && state.active && !counted {
+                        pool.probes_down += 1;
+                    }
+                    if counted && !state.active {
+                        pool.probes_down -= 1;
+                    }
+                }
+                _ => {
+                    pool.probes.remove(id);
+                    if counted {
+                        pool.probes_down -= 1;
+                    }
+                }
+            }
+        }
+        let ids = pool.refresh_panic(threshold, live_endpoints(slices));
+        self.mark(service, ids, stamp);
+    }
+
     /// Recomputes every dirty origin and returns what changed since the last commit.
     pub fn commit(&mut self, stamp: Stamp) -> Commit {
         let mut out = Commit::default();
@@ -606,6 +936,9 @@ impl Index {
                 match (prev, next) {
                     (None, None) => {}
                     (Some(p), None) => {
+                        if !pool.probe_panic && pool.probes.get(&id).is_some_and(|s| s.down) {
+                            out.probe_removed.push(pool_id.clone());
+                        }
                         remove.push(p.id.clone());
                         pool.published.remove(&id);
                     }
@@ -625,6 +958,15 @@ impl Index {
                         pool.published.insert(id, n);
                     }
                 }
+            }
+            if pool.probe_panic != pool.probe_panic_reported {
+                pool.probe_panic_reported = pool.probe_panic;
+                out.probe_panic.push(ProbePanic {
+                    pool: pool_id.clone(),
+                    panic: pool.probe_panic,
+                    down: pool.probes_down,
+                    probed: live_endpoints(&entry.slices),
+                });
             }
             if !pool.announced {
                 pool.announced = true;
@@ -705,6 +1047,12 @@ impl Index {
             .or_else(|| pod.and_then(|p| p.node.clone()));
         if let Some(n) = &node {
             if self.nodes.get(n).is_some_and(NodeHealth::dead) {
+                state = None;
+            }
+        }
+        // Active probes: failing (and the pool not in panic mode) → removed.
+        if let Some(pool) = &entry.pool {
+            if !pool.probe_panic && pool.probes.get(id).is_some_and(|s| s.down) {
                 state = None;
             }
         }
@@ -831,6 +1179,30 @@ impl Index {
     }
 }
 
+impl PoolState {
+    fn clear_probes(&mut self) {
+        self.probes.clear();
+        self.probes_down = 0;
+        self.probe_panic = false;
+    }
+
+    /// Re-evaluates panic mode against the pool's `targets` (its live endpoints); when it
+    /// flips, returns the ids whose listing it changes (every origin that is down).
+    fn refresh_panic(&mut self, threshold: u8, targets: usize) -> Vec<String> {
+        let down = self.probes_down;
+        let panic = down > 0 && (down >= targets || down * 100 > usize::from(threshold) * targets);
+        if panic == self.probe_panic {
+            return Vec::new();
+        }
+        self.probe_panic = panic;
+        self.probes
+            .iter()
+            .filter(|(_, s)| s.down)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+}
+
 impl Slice {
     fn pods(&self) -> impl Iterator<Item = String> + '_ {
         self.endpoints.values().filter_map(|e| e.pod.clone())
@@ -852,6 +1224,12 @@ fn changed_ids(old: Option<&Slice>, new: Option<&Slice>) -> Vec<String> {
     ids
 }
 
+/// Endpoints the slices list ready or serving: the pool's probe targets, counted per slice
+/// (an endpoint moving between slices may count twice for a moment).
+fn live_endpoints(slices: &HashMap<String, Slice>) -> usize {
+    slices.values().map(|s| s.live).sum()
+}
+
 fn sorted(mut v: Vec<Origin>) -> Vec<Origin> {
     v.sort_by(|a, b| a.id.cmp(&b.id));
     v
@@ -865,6 +1243,30 @@ fn slice_verdict(e: &EndpointInfo) -> SliceVerdict {
     } else {
         SliceVerdict::Absent
     }
+}
+
+/// The port to probe on a slice: the probe-port annotation resolved on it, else the
+/// advertised port; `None` when the slice does not carry the advertised port (such
+/// endpoints are not origins) or the probe port.
+fn probe_port(ports: &[SlicePort], info: &ServiceInfo) -> Option<u16> {
+    let advertised = resolve_port(ports, &info.port)?;
+    match &info.probe.port {
+        Some(choice) => resolve_port(ports, choice),
+        None => Some(advertised),
+    }
+}
+
+/// The best report of endpoint `id` across `slices` (as `compute` picks it) with the port
+/// to probe it on.
+fn probe_endpoint<'a>(
+    slices: &'a HashMap<String, Slice>,
+    info: &ServiceInfo,
+    id: &str,
+) -> Option<(&'a EndpointInfo, u16)> {
+    slices
+        .values()
+        .filter_map(|s| Some((s.endpoints.get(id)?, probe_port(&s.ports, info)?)))
+        .max_by_key(|(e, _)| slice_verdict(e))
 }
 
 fn resolve_port(ports: &[SlicePort], choice: &PortChoice) -> Option<u16> {

@@ -143,6 +143,7 @@ fn seeded(clock: &Clock) -> Index {
             pool: pool(),
             port: PortChoice::Name("ws".into()),
             url_template: None,
+            probe: Default::default(),
         },
         t,
     );

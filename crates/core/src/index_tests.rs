@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 
 use super::*;
+use crate::signals::ProbeSpec;
 
 fn pool() -> PoolId {
     PoolId::new("demo", "origin")
@@ -45,6 +46,7 @@ fn service(template: Option<&str>) -> ServiceInfo {
         pool: pool(),
         port: PortChoice::Name("ws".into()),
         url_template: template.map(Into::into),
+        probe: ProbeSpec::default(),
     }
 }
 
@@ -607,4 +609,488 @@ fn template_leaves_unknown_placeholders_alone() {
         hostname: "h",
     };
     assert_eq!(expand_template("{x}-{pod}-{hostname}-{", &p), "{x}-p-h-{");
+}
+
+// ---------------------------------------------------------------------------------------
+// Active probes (docs/DESIGN.md, "Active probes")
+
+/// An index whose pool demo/origin is probed over HTTP, with origin-0..n ready and
+/// committed, under `policy`.
+fn probed(n: usize, policy: ProbePolicy, clock: &mut Clock) -> Index {
+    let mut idx = seeded(n, clock);
+    idx.set_probe_policy(policy, clock.tick());
+    idx.apply_service(
+        ServiceInfo {
+            probe: ProbeSpec {
+                mode: ProbeMode::On(ProbeKind::Http),
+                path: "/healthz".into(),
+                port: None,
+            },
+            ..service(None)
+        },
+        clock.tick(),
+    );
+    let c = idx.commit(clock.tick());
+    assert!(c.changes.is_empty(), "{:?}", c.changes);
+    idx
+}
+
+fn target(idx: &Index, id: &str) -> ProbeTarget {
+    idx.probe_targets()
+        .into_iter()
+        .find(|t| t.id == id)
+        .unwrap_or_else(|| panic!("{id} is not a probe target"))
+}
+
+fn probe(idx: &mut Index, id: &str, healthy: bool, clock: &mut Clock) {
+    let t = target(idx, id);
+    idx.apply_probe(
+        &t,
+        ProbeResult {
+            healthy,
+            load: None,
+        },
+        clock.tick(),
+    );
+}
+
+fn ids(idx: &Index) -> Vec<String> {
+    idx.origins(&pool())
+        .unwrap()
+        .into_iter()
+        .map(|o| o.id)
+        .collect()
+}
+
+#[test]
+fn probe_targets_are_the_slice_addresses_of_probed_pools_only() {
+    let mut clock = Clock::new();
+    let mut idx = seeded(3, &mut clock);
+    assert!(idx.probe_targets().is_empty(), "no annotation, no default");
+    let rev = idx.probe_targets_revision();
+    idx.set_probe_policy(
+        ProbePolicy {
+            default: Some(ProbeKind::Tcp),
+            ..ProbePolicy::default()
+        },
+        clock.tick(),
+    );
+    assert_ne!(idx.probe_targets_revision(), rev);
+    let mut t = idx.probe_targets();
+    t.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(t.len(), 3);
+    assert_eq!(
+        (
+            t[1].id.as_str(),
+            t[1].address.as_str(),
+            t[1].port,
+            t[1].kind
+        ),
+        ("origin-1", "10.0.0.1", 5080, ProbeKind::Tcp)
+    );
+    // Annotated `none`: never probed, whatever the default.
+    idx.apply_service(
+        ServiceInfo {
+            probe: ProbeSpec {
+                mode: ProbeMode::Off,
+                ..ProbeSpec::default()
+            },
+            ..service(None)
+        },
+        clock.tick(),
+    );
+    assert!(idx.probe_targets().is_empty());
+}
+
+#[test]
+fn probe_port_annotation_picks_another_slice_port_and_unready_endpoints_are_not_probed() {
+    let mut clock = Clock::new();
+    let mut idx = index();
+    idx.apply_service(
+        ServiceInfo {
+            probe: ProbeSpec {
+                mode: ProbeMode::On(ProbeKind::Http),
+                path: "/".into(),
+                port: Some(PortChoice::Name("health".into())),
+            },
+            ..service(None)
+        },
+        clock.tick(),
+    );
+    let mut s = slice("s", vec![ep("a", "10.0.0.1"), ep("b", "10.0.0.2")]);
+    s.ports.push(SlicePort {
+        name: "health".into(),
+        port: 8086,
+    });
+    s.endpoints[1].ready = false;
+    s.endpoints[1].serving = false;
+    idx.apply_slice(s, clock.tick());
+    let t = idx.probe_targets();
+    assert_eq!(t.len(), 1, "{t:?}");
+    assert_eq!((t[0].id.as_str(), t[0].port), ("a", 8086));
+}
+
+#[test]
+fn consecutive_probe_failures_remove_an_origin_whose_slice_and_pod_say_ready() {
+    let mut clock = Clock::new();
+    let mut idx = probed(4, ProbePolicy::default(), &mut clock);
+    probe(&mut idx, "origin-1", false, &mut clock);
+    assert!(
+        idx.commit(clock.tick()).changes.is_empty(),
+        "one failure is not enough"
+    );
+    probe(&mut idx, "origin-1", false, &mut clock);
+    let c = idx.commit(clock.tick());
+    assert_eq!(only_delta(&c).remove, vec!["origin-1".to_string()]);
+    assert_eq!(c.probe_removed, vec![pool()]);
+    assert!(c.probe_panic.is_empty());
+    // More failures change nothing further.
+    probe(&mut idx, "origin-1", false, &mut clock);
+    assert!(idx.commit(clock.tick()).changes.is_empty());
+}
+
+#[test]
+fn a_success_between_failures_resets_the_count() {
+    let mut clock = Clock::new();
+    let policy = ProbePolicy {
+        failures: 3,
+        ..ProbePolicy::default()
+    };
+    let mut idx = probed(4, policy, &mut clock);
+    for healthy in [false, false, true, false, false, true, false, false] {
+        probe(&mut idx, "origin-2", healthy, &mut clock);
+        assert!(
+            idx.commit(clock.tick()).changes.is_empty(),
+            "flapping never reaches 3 in a row"
+        );
+    }
+    probe(&mut idx, "origin-2", false, &mut clock);
+    assert_eq!(
+        only_delta(&idx.commit(clock.tick())).remove,
+        vec!["origin-2".to_string()]
+    );
+}
+
+#[test]
+fn recovery_needs_the_configured_successes_in_a_row() {
+    let mut clock = Clock::new();
+    let policy = ProbePolicy {
+        successes: 3,
+        ..ProbePolicy::default()
+    };
+    let mut idx = probed(4, policy, &mut clock);
+    probe(&mut idx, "origin-0", false, &mut clock);
+    probe(&mut idx, "origin-0", false, &mut clock);
+    idx.commit(clock.tick());
+    assert!(!ids(&idx).contains(&"origin-0".to_string()));
+    // Flapping: two successes, a failure, two successes — still out.
+    for healthy in [true, true, false, true, true] {
+        probe(&mut idx, "origin-0", healthy, &mut clock);
+        assert!(idx.commit(clock.tick()).changes.is_empty());
+    }
+    probe(&mut idx, "origin-0", true, &mut clock);
+    let c = idx.commit(clock.tick());
+    let d = only_delta(&c);
+    assert_eq!(d.upsert.len(), 1);
+    assert_eq!(d.upsert[0].id, "origin-0");
+    assert_eq!(d.upsert[0].state, OriginState::Ready);
+}
+
+#[test]
+fn recovery_also_needs_a_ready_slice() {
+    let mut clock = Clock::new();
+    let mut idx = probed(3, ProbePolicy::default(), &mut clock);
+    probe(&mut idx, "origin-1", false, &mut clock);
+    probe(&mut idx, "origin-1", false, &mut clock);
+    idx.commit(clock.tick());
+    // The slice turns not ready (the readiness probe caught up): no longer a target.
+    let mut eps: Vec<_> = (0..3)
+        .map(|i| ep(&format!("origin-{i}"), &format!("10.0.0.{i}")))
+        .collect();
+    eps[1].ready = false;
+    eps[1].serving = false;
+    idx.apply_slice(slice("origin-abc", eps.clone()), clock.tick());
+    idx.commit(clock.tick());
+    assert!(idx.probe_targets().iter().all(|t| t.id != "origin-1"));
+    // A success reported for it now (a probe started before) is not enough: slice not ready.
+    let stale = ProbeTarget {
+        pool: pool(),
+        id: "origin-1".into(),
+        address: "10.0.0.1".into(),
+        port: 5080,
+        kind: ProbeKind::Http,
+        path: "/healthz".into(),
+    };
+    idx.apply_probe(
+        &stale,
+        ProbeResult {
+            healthy: true,
+            load: None,
+        },
+        clock.tick(),
+    );
+    assert!(idx.commit(clock.tick()).changes.is_empty());
+    assert!(!ids(&idx).contains(&"origin-1".to_string()));
+    // The slice is ready again, but the probe state is kept: still out until a success.
+    eps[1].ready = true;
+    eps[1].serving = true;
+    let mut eps2 = eps.clone();
+    eps2[1].hostname = Some("h".into()); // a visible slice change
+    idx.apply_slice(slice("origin-abc", eps2), clock.tick());
+    idx.commit(clock.tick());
+    assert!(!ids(&idx).contains(&"origin-1".to_string()));
+    probe(&mut idx, "origin-1", true, &mut clock);
+    let c = idx.commit(clock.tick());
+    assert_eq!(only_delta(&c).upsert[0].id, "origin-1");
+}
+
+#[test]
+fn probe_down_overrides_a_draining_slice_too() {
+    let mut clock = Clock::new();
+    let mut idx = probed(3, ProbePolicy::default(), &mut clock);
+    idx.apply_pod(
+        PodInfo {
+            deleting: true,
+            ..pod("origin-2")
+        },
+        clock.tick(),
+    );
+    idx.commit(clock.tick());
+    assert_eq!(state_of(&idx, "origin-2"), Some(OriginState::Draining));
+    probe(&mut idx, "origin-2", false, &mut clock);
+    probe(&mut idx, "origin-2", false, &mut clock);
+    assert_eq!(
+        only_delta(&idx.commit(clock.tick())).remove,
+        vec!["origin-2".to_string()]
+    );
+}
+
+#[test]
+fn panic_threshold_keeps_the_pool_when_too_many_fail_at_once() {
+    let mut clock = Clock::new();
+    let mut idx = probed(4, ProbePolicy::default(), &mut clock);
+    for i in 0..4 {
+        probe(&mut idx, &format!("origin-{i}"), true, &mut clock);
+    }
+    idx.commit(clock.tick());
+    // Two of four (50 %, not more than the threshold) are removed.
+    for id in ["origin-0", "origin-1"] {
+        probe(&mut idx, id, false, &mut clock);
+        probe(&mut idx, id, false, &mut clock);
+    }
+    let c = idx.commit(clock.tick());
+    assert_eq!(only_delta(&c).remove.len(), 2);
+    assert!(!idx.probe_panic(&pool()));
+    // A third (75 %): panic — all three are listed again, and the mode is reported.
+    probe(&mut idx, "origin-2", false, &mut clock);
+    probe(&mut idx, "origin-2", false, &mut clock);
+    let c = idx.commit(clock.tick());
+    assert!(idx.probe_panic(&pool()));
+    assert_eq!(
+        c.probe_panic,
+        vec![ProbePanic {
+            pool: pool(),
+            panic: true,
+            down: 3,
+            probed: 4
+        }]
+    );
+    assert_eq!(only_delta(&c).upsert.len(), 2, "the two removed come back");
+    assert!(c.probe_removed.is_empty());
+    assert_eq!(ids(&idx).len(), 4);
+    // All four failing: still everything listed — probes never empty a pool.
+    probe(&mut idx, "origin-3", false, &mut clock);
+    probe(&mut idx, "origin-3", false, &mut clock);
+    assert!(idx.commit(clock.tick()).changes.is_empty());
+    assert_eq!(ids(&idx).len(), 4);
+    // Recovering below the threshold leaves panic mode and removes the ones still failing.
+    for id in ["origin-2", "origin-3"] {
+        probe(&mut idx, id, true, &mut clock);
+    }
+    let c = idx.commit(clock.tick());
+    assert!(!idx.probe_panic(&pool()));
+    assert_eq!(c.probe_panic.len(), 1);
+    assert!(!c.probe_panic[0].panic);
+    assert_eq!(
+        only_delta(&c).remove,
+        vec!["origin-0".to_string(), "origin-1".to_string()]
+    );
+    assert_eq!(c.probe_removed.len(), 2);
+}
+
+#[test]
+fn a_single_probed_origin_is_never_removed_by_probes() {
+    let mut clock = Clock::new();
+    let policy = ProbePolicy {
+        panic_threshold: 100,
+        ..ProbePolicy::default()
+    };
+    let mut idx = probed(1, policy, &mut clock);
+    probe(&mut idx, "origin-0", false, &mut clock);
+    probe(&mut idx, "origin-0", false, &mut clock);
+    let c = idx.commit(clock.tick());
+    assert!(c.changes.is_empty());
+    assert!(
+        idx.probe_panic(&pool()),
+        "all failing is panic, whatever the threshold"
+    );
+    assert_eq!(ids(&idx), vec!["origin-0".to_string()]);
+}
+
+#[test]
+fn probe_state_is_forgotten_when_the_endpoint_leaves_the_slices() {
+    let mut clock = Clock::new();
+    let mut idx = probed(3, ProbePolicy::default(), &mut clock);
+    probe(&mut idx, "origin-2", false, &mut clock);
+    probe(&mut idx, "origin-2", false, &mut clock);
+    idx.commit(clock.tick());
+    let eps = |n: usize| -> Vec<EndpointInfo> {
+        (0..n)
+            .map(|i| ep(&format!("origin-{i}"), &format!("10.0.0.{i}")))
+            .collect()
+    };
+    idx.apply_slice(slice("origin-abc", eps(2)), clock.tick());
+    idx.commit(clock.tick());
+    // Back in the slice (the same pod name): listed at once, no old probe verdict.
+    idx.apply_slice(slice("origin-abc", eps(3)), clock.tick());
+    let c = idx.commit(clock.tick());
+    assert_eq!(only_delta(&c).upsert[0].id, "origin-2");
+    // A late result for the old target does not count twice: one failure is not two.
+    probe(&mut idx, "origin-2", false, &mut clock);
+    assert!(idx.commit(clock.tick()).changes.is_empty());
+}
+
+#[test]
+fn a_new_address_under_the_same_id_starts_a_fresh_probe_state() {
+    let mut clock = Clock::new();
+    let mut idx = probed(2, ProbePolicy::default(), &mut clock);
+    let old = target(&idx, "origin-1");
+    idx.apply_probe(
+        &old,
+        ProbeResult {
+            healthy: false,
+            load: None,
+        },
+        clock.tick(),
+    );
+    idx.apply_probe(
+        &old,
+        ProbeResult {
+            healthy: false,
+            load: None,
+        },
+        clock.tick(),
+    );
+    idx.commit(clock.tick());
+    assert_eq!(ids(&idx), vec!["origin-0".to_string()]);
+    // The pod restarted on another address.
+    idx.apply_slice(
+        slice(
+            "origin-abc",
+            vec![ep("origin-0", "10.0.0.0"), ep("origin-1", "10.0.9.9")],
+        ),
+        clock.tick(),
+    );
+    idx.commit(clock.tick());
+    assert_eq!(ids(&idx).len(), 2);
+    // Results still arriving for the old address are ignored.
+    idx.apply_probe(
+        &old,
+        ProbeResult {
+            healthy: false,
+            load: None,
+        },
+        clock.tick(),
+    );
+    idx.apply_probe(
+        &old,
+        ProbeResult {
+            healthy: false,
+            load: None,
+        },
+        clock.tick(),
+    );
+    assert!(idx.commit(clock.tick()).changes.is_empty());
+    assert_eq!(target(&idx, "origin-1").address, "10.0.9.9");
+}
+
+#[test]
+fn changing_the_probe_settings_or_dropping_the_annotation_forgets_probe_verdicts() {
+    let mut clock = Clock::new();
+    let mut idx = probed(3, ProbePolicy::default(), &mut clock);
+    probe(&mut idx, "origin-0", false, &mut clock);
+    probe(&mut idx, "origin-0", false, &mut clock);
+    idx.commit(clock.tick());
+    assert_eq!(ids(&idx).len(), 2);
+    idx.apply_service(service(None), clock.tick());
+    let c = idx.commit(clock.tick());
+    assert_eq!(only_delta(&c).upsert[0].id, "origin-0");
+    assert!(idx.probe_targets().is_empty());
+}
+
+#[test]
+fn healthy_answers_report_the_origin_load() {
+    let mut clock = Clock::new();
+    let mut idx = probed(2, ProbePolicy::default(), &mut clock);
+    let t = target(&idx, "origin-0");
+    let load_of = |idx: &Index| {
+        idx.origins(&pool())
+            .unwrap()
+            .into_iter()
+            .find(|o| o.id == "origin-0")
+            .and_then(|o| o.load)
+    };
+    assert_eq!(load_of(&idx), None);
+    let answer = |healthy, load| ProbeResult { healthy, load };
+    idx.apply_probe(&t, answer(true, Some(0.25)), clock.tick());
+    let c = idx.commit(clock.tick());
+    assert_eq!(only_delta(&c).upsert[0].id, "origin-0");
+    assert_eq!(load_of(&idx), Load::quantize(0.25));
+    // A failure says nothing about load: the last report stands.
+    idx.apply_probe(&t, answer(false, None), clock.tick());
+    assert!(idx.commit(clock.tick()).changes.is_empty());
+    assert_eq!(load_of(&idx), Load::quantize(0.25));
+    // A healthy answer without `Origin-Load`: unknown again, once the hold is over.
+    idx.apply_probe(&t, answer(true, None), clock.advance(LOAD_HOLD));
+    idx.commit(clock.tick());
+    assert_eq!(load_of(&idx), None);
+}
+
+#[test]
+fn results_for_pools_or_endpoints_not_probed_are_ignored() {
+    let mut clock = Clock::new();
+    let mut idx = seeded(2, &mut clock);
+    let t = ProbeTarget {
+        pool: pool(),
+        id: "origin-0".into(),
+        address: "10.0.0.0".into(),
+        port: 5080,
+        kind: ProbeKind::Http,
+        path: "/".into(),
+    };
+    for _ in 0..3 {
+        idx.apply_probe(
+            &t,
+            ProbeResult {
+                healthy: false,
+                load: None,
+            },
+            clock.tick(),
+        );
+    }
+    assert!(idx.commit(clock.tick()).changes.is_empty());
+    let other = ProbeTarget {
+        pool: PoolId::new("demo", "nope"),
+        ..t
+    };
+    idx.apply_probe(
+        &other,
+        ProbeResult {
+            healthy: false,
+            load: None,
+        },
+        clock.tick(),
+    );
+    assert!(idx.commit(clock.tick()).changes.is_empty());
+    assert_eq!(ids(&idx).len(), 2);
 }

@@ -47,6 +47,61 @@ pub struct ServiceInfo {
     pub port: PortChoice,
     /// Annotation `origin-discovery.io/url-template`, if any.
     pub url_template: Option<String>,
+    /// Active probe annotations (docs/DESIGN.md, "Active probes").
+    pub probe: ProbeSpec,
+}
+
+/// How the controller probes an origin itself (docs/DESIGN.md, "Active probes").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ProbeKind {
+    /// A TCP connect. Note: a stopped (SIGSTOP) or deadlocked process still completes TCP
+    /// handshakes through the kernel's listen backlog, so only HTTP detects it.
+    Tcp,
+    /// `GET <path>` with `Host: <address>:<port>`; 2xx/3xx is healthy.
+    Http,
+}
+
+/// Whether a pool is probed: its `origin-discovery.io/probe` annotation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ProbeMode {
+    /// No (valid) annotation: `--probe-default` decides.
+    #[default]
+    Default,
+    /// `none`: never probed, whatever the default.
+    Off,
+    /// `tcp` or `http`.
+    On(ProbeKind),
+}
+
+/// A pool's probe annotations.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProbeSpec {
+    /// `origin-discovery.io/probe`.
+    pub mode: ProbeMode,
+    /// `origin-discovery.io/probe-path` (HTTP only), default `/`.
+    pub path: String,
+    /// `origin-discovery.io/probe-port`; `None` probes the advertised port.
+    pub port: Option<PortChoice>,
+}
+
+impl Default for ProbeSpec {
+    fn default() -> Self {
+        Self {
+            mode: ProbeMode::Default,
+            path: "/".into(),
+            port: None,
+        }
+    }
+}
+
+/// One probe's verdict on an origin, as the prober reports it to the index.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ProbeResult {
+    /// HTTP 2xx/3xx or TCP connected, within the timeout.
+    pub healthy: bool,
+    /// The `Origin-Load` response header (0.0–1.0), when a healthy HTTP answer carried a
+    /// valid one.
+    pub load: Option<f64>,
 }
 
 /// One port of an EndpointSlice.

@@ -310,6 +310,16 @@ export class Sim {
     return this.request('POST', `/sim/v1/namespaces/${ns}/pods/${name}/crash`);
   }
 
+  /** Sim-only: the node's kubelet dies — its Lease is no longer renewed (NotReady after the grace). */
+  killNode(name) {
+    return this.request('POST', `/sim/v1/nodes/${name}/kill`);
+  }
+
+  /** Sim-only: the node's kubelet is back. */
+  reviveNode(name) {
+    return this.request('POST', `/sim/v1/nodes/${name}/revive`);
+  }
+
   listEndpointSlices(ns) {
     return this.request('GET', `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices`);
   }

@@ -1,5 +1,8 @@
 // Real origin processes (lib/echo-server.mjs), each registered in the simulator as a pod of
-// the `demo/echo` pool whose `origin-discovery.io/url` annotation points at it.
+// the `demo/echo` pool whose `origin-discovery.io/url` annotation points at it. The pod's IP
+// (the simulator's `sim.origin-discovery.io/pod-ip` annotation) is 127.0.0.1 and its
+// container port the process's own port, so the EndpointSlice names the real listener and
+// the controller's active probes reach it.
 //
 // Spare processes are started ahead of time, so that registering a replacement at a measured
 // moment costs one REST call, not a Node start-up competing for the two cores.
@@ -12,8 +15,11 @@ export const NAMESPACE = 'demo';
 export const SERVICE = 'echo';
 export const POOL = `${NAMESPACE}/${SERVICE}`;
 
-/** The pool's Service: opted in by label, selector app=echo, port `ws` 5080 → targetPort `ws`. */
-export function echoService() {
+/**
+ * The pool's Service: opted in by label, selector app=echo, port `ws` 5080 → targetPort `ws`.
+ * @param {{probe?: 'tcp' | 'http'}} [opts] `probe`: the `origin-discovery.io/probe` annotation
+ */
+export function echoService({ probe } = {}) {
   return {
     apiVersion: 'v1',
     kind: 'Service',
@@ -21,6 +27,7 @@ export function echoService() {
       name: SERVICE,
       namespace: NAMESPACE,
       labels: { app: 'echo', 'origin-discovery.io/enabled': 'true' },
+      annotations: probe ? { 'origin-discovery.io/probe': probe } : {},
     },
     spec: {
       selector: { app: 'echo' },
@@ -32,8 +39,9 @@ export function echoService() {
 /**
  * @param {string} name
  * @param {number} port the echo process's loopback port
+ * @param {string | null} [node] the simulated node to run on (else the scheduler picks)
  */
-export function echoPod(name, port) {
+export function echoPod(name, port, node = null) {
   return {
     apiVersion: 'v1',
     kind: 'Pod',
@@ -41,14 +49,15 @@ export function echoPod(name, port) {
       name,
       namespace: NAMESPACE,
       labels: { app: 'echo' },
-      annotations: { 'origin-discovery.io/url': `ws://127.0.0.1:${port}/` },
+      annotations: { 'origin-discovery.io/url': `ws://127.0.0.1:${port}/`, 'sim.origin-discovery.io/pod-ip': '127.0.0.1' },
     },
     spec: {
+      ...(node ? { nodeName: node } : {}),
       containers: [
         {
           name: 'echo',
           image: 'origin-discovery/echo:test',
-          ports: [{ name: 'ws', containerPort: 5080, protocol: 'TCP' }],
+          ports: [{ name: 'ws', containerPort: port, protocol: 'TCP' }],
         },
       ],
       terminationGracePeriodSeconds: 30,
@@ -64,16 +73,23 @@ export function echoPod(name, port) {
  * @property {Record<string, number>} open open connections by client tag, as the process reports
  * @property {boolean} registered a pod exists for it
  * @property {boolean} killed
+ * @property {boolean} frozen stopped with SIGSTOP
+ * @property {string | null} node the simulated node of its pod
  */
 
 export class EchoFleet {
-  /** @param {import('./harness.mjs').Sim} sim */
-  constructor(sim) {
+  /**
+   * @param {import('./harness.mjs').Sim} sim
+   * @param {string} [logName] the origins' log in test-artifacts/
+   */
+  constructor(sim, logName = 'echo-origins.log') {
     this.sim = sim;
     this.seq = 0;
     /** @type {EchoOrigin[]} */ this.spares = [];
     /** @type {Map<string, EchoOrigin>} */ this.byName = new Map();
-    this.log = path.join(ARTIFACTS, 'echo-origins.log');
+    /** session messages the origins received: {origin, client, page, conn, session} */
+    /** @type {any[]} */ this.sessions = [];
+    this.log = path.join(ARTIFACTS, logName);
     rmSync(this.log, { force: true });
     onCleanup(() => this.stopAll());
   }
@@ -83,12 +99,13 @@ export class EchoFleet {
     const name = `echo-${++this.seq}`;
     const proc = spawnChild(process.execPath, [path.join(HERE, 'lib', 'echo-server.mjs'), name], { name, log: this.log });
     /** @type {EchoOrigin} */
-    const o = { name, port: 0, proc, open: {}, registered: false, killed: false };
+    const o = { name, port: 0, proc, open: {}, registered: false, killed: false, frozen: false, node: null };
     this.byName.set(name, o);
     proc.out.listeners.add((line) => {
       try {
         const ev = JSON.parse(line);
         if (ev.open) o.open = ev.open;
+        if (ev.event === 'session') this.sessions.push({ origin: name, client: ev.client, page: ev.page, conn: ev.conn, session: ev.session });
       } catch {
         /* not ours */
       }
@@ -111,11 +128,24 @@ export class EchoFleet {
     this.spares.push(...started);
   }
 
-  /** Registers a spare (or a new process) as a pod; returns it. */
-  async add() {
+  /**
+   * Registers a spare (or a new process) as a pod; returns it.
+   * @param {string | null} [node] the simulated node for its pod
+   */
+  async add(node = null) {
     const o = this.spares.shift() ?? (await this.spawn());
-    await this.sim.createPod(NAMESPACE, echoPod(o.name, o.port));
+    await this.sim.createPod(NAMESPACE, echoPod(o.name, o.port, node));
     o.registered = true;
+    o.node = node;
+    return o;
+  }
+
+  /** SIGSTOPs an origin's process (a frozen origin: sockets open, port accepting, no answer). */
+  freeze(name) {
+    const o = this.byName.get(name);
+    if (!o) throw new Error(`unknown origin ${name}`);
+    o.frozen = true;
+    o.proc.child.kill('SIGSTOP');
     return o;
   }
 
@@ -128,9 +158,9 @@ export class EchoFleet {
     return o;
   }
 
-  /** Origins whose process still runs and that are registered as pods. */
+  /** Origins whose process still runs (not killed, not frozen) and that are registered as pods. */
   alive() {
-    return [...this.byName.values()].filter((o) => o.registered && !o.killed);
+    return [...this.byName.values()].filter((o) => o.registered && !o.killed && !o.frozen);
   }
 
   /** The origin's port, also after it was killed (connecting then is refused, like a dead pod IP). */

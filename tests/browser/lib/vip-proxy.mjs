@@ -12,6 +12,11 @@
 // - an established connection is never moved: when its origin dies it simply breaks.
 // The endpoint address is the origin's loopback port (looked up by the pod in `targetRef`),
 // standing in for the pod IP the real DNAT rule would use.
+//
+// `addListener()` gives the same Service another address: pages standing for different
+// viewers each get their own, because a browser lets only one WebSocket handshake per
+// address be pending at a time (one viewer's attempt hanging on a frozen pod would
+// otherwise queue every other page's).
 
 import net from 'node:net';
 import { onCleanup } from './harness.mjs';
@@ -37,17 +42,30 @@ export class VipProxy {
   }
 
   async start() {
-    this.server = net.createServer((client) => this.onConnection(client));
-    await new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(0, '127.0.0.1', resolve);
-    });
-    this.port = this.server.address().port;
-    this.url = `ws://127.0.0.1:${this.port}/?client=baseline`;
+    /** @type {net.Server[]} */
+    this.servers = [];
+    /** every listening port */
+    /** @type {Set<number>} */
+    this.ports = new Set();
+    this.url = await this.addListener();
+    this.port = this.servers[0].address().port;
     onCleanup(() => this.stop());
     await this.sync();
     this.schedule();
     return this;
+  }
+
+  /** Another address for the same Service; returns its `ws://…/?client=baseline` URL. */
+  async addListener() {
+    const server = net.createServer((client) => this.onConnection(client));
+    await new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', resolve);
+    });
+    this.servers.push(server);
+    const port = server.address().port;
+    this.ports.add(port);
+    return `ws://127.0.0.1:${port}/?client=baseline`;
   }
 
   schedule() {
@@ -129,6 +147,6 @@ export class VipProxy {
       c.upstream.destroy();
     }
     this.connections.clear();
-    await new Promise((resolve) => this.server?.close(() => resolve()) ?? resolve());
+    await Promise.all((this.servers ?? []).map((srv) => new Promise((resolve) => srv.close(() => resolve()))));
   }
 }

@@ -8,11 +8,42 @@
 //     today's setup: one fixed address (a Service VIP) and, after any failure, a retry no
 //     sooner than `retryFloor` ms later (Ant Media's JS SDK reconnects after 3 s).
 //
+// Optional:
+//   stall=MS      the application's own liveness check: no echo for MS ms on the media
+//                 socket (or an attempt not open after MS ms, baseline) counts as dead —
+//                 od: `handle.fail()`; baseline: the socket is dropped and retried after the
+//                 floor. Off by default (a frozen origin's socket then never fails);
+//                 `window.setStall(MS)` changes it at run time (0: off).
+//   via=ws://H:P  reach media through the viewer proxy (lib/viewer-proxy.mjs):
+//                 `ws://127.0.0.1:PORT/x` becomes `${via}/up/PORT/x`. At run time
+//                 `window.reroute(VIA, DISC)` moves the page onto another network — od: a new
+//                 discovery watch on DISC and a new handle (same session state), then the old
+//                 ones closed; baseline: the socket closed and retried through VIA after the
+//                 floor.
+//   disc=URL      od: the discovery base URL; default `api` (which always serves the client).
+//   page=N        this page's number (in the echo servers' logs and the session state).
+//   session=1     od: pass session state {streamId, publish, viewer} to connectWithFailover and
+//                 send it as the first message of every media connection:
+//                 {"type":"session","page":N,"conn":C,"session":…}, recorded by the origin.
+//
 // Every reply of the echo origins is {"origin": NAME, "data": <what we sent>}.
 
 const q = new URLSearchParams(location.search);
 const mode = q.get('mode');
 const INTERVAL = Number(q.get('interval') ?? 25);
+let stall = Number(q.get('stall') ?? 0);
+/** @type {any} */ (window).setStall = (/** @type {number} */ ms) => (stall = ms);
+let via = q.get('via');
+const PAGE = q.get('page') ?? '0';
+/** A gap between two echoes longer than this is recorded in `T.gaps`. */
+const GAP_MS = 300;
+
+/** `ws://127.0.0.1:PORT/path` through the viewer proxy, if there is one. @param {string} url */
+function routed(url) {
+  if (!via) return url;
+  const u = new URL(url);
+  return `${via}/up/${u.port}${u.pathname}${u.search}`;
+}
 
 const T = {
   mode,
@@ -27,6 +58,12 @@ const T = {
   lateTicks: 0,
   maxTickGap: 0,
   visibility: document.visibilityState,
+  /** when the last echo arrived (any connection) */
+  lastReplyAt: 0,
+  /** silences longer than GAP_MS between two echoes: {from, to, conn, origin} (to = the echo that ended it) */
+  /** @type {any[]} */ gaps: [],
+  /** the session state this page publishes (session=1) */
+  /** @type {any} */ session: null,
 };
 /** @type {any} */ (window).T = T;
 window.addEventListener('error', (e) => (T.error = String(e.message)));
@@ -41,15 +78,26 @@ function ev(type, detail = {}) {
 let connSeq = 0;
 /** @type {WebSocket | null} the socket the application sends on */
 let current = null;
+/** tracked sockets by id, for the liveness check */
+/** @type {Map<number, any>} */
+const sockets = new Map();
 
 /** @param {WebSocket & {__id?: number, __origin?: string}} ws @param {string} origin */
 function track(ws, origin) {
   ws.__id = ++connSeq;
   ws.__origin = origin;
+  /** @type {any} */ (ws).__activity = Date.now();
   const conn = ws.__id;
   ev('ws-new', { conn, origin });
-  ws.addEventListener('open', () => ev('ws-open', { conn, origin }));
-  ws.addEventListener('close', (e) => ev('ws-close', { conn, origin, code: e.code, wasClean: e.wasClean }));
+  sockets.set(conn, ws);
+  ws.addEventListener('open', () => {
+    /** @type {any} */ (ws).__activity = Date.now();
+    ev('ws-open', { conn, origin });
+  });
+  ws.addEventListener('close', (e) => {
+    sockets.delete(conn);
+    ev('ws-close', { conn, origin, code: e.code, wasClean: e.wasClean });
+  });
   ws.addEventListener('message', (e) => onReply(conn, e.data));
 }
 
@@ -63,6 +111,13 @@ function onReply(conn, data) {
     return;
   }
   T.received++;
+  if (T.lastReplyAt && now - T.lastReplyAt > GAP_MS) {
+    T.gaps.push({ from: T.lastReplyAt, to: now, conn, origin });
+    if (T.gaps.length > 1000) T.gaps.splice(0, 500);
+  }
+  T.lastReplyAt = now;
+  const ws = sockets.get(conn);
+  if (ws) ws.__activity = now;
   let seg = T.segments[T.segments.length - 1];
   if (!seg || seg.conn !== conn || seg.origin !== origin) {
     seg = { conn, origin, first: now, last: now, count: 0 };
@@ -95,58 +150,109 @@ async function startOriginDiscovery() {
   const pool = /** @type {string} */ (q.get('pool'));
   const key = /** @type {string} */ (q.get('key'));
   const { OriginDiscovery, connectWithFailover } = await import(`${api}/client/index.js`);
-  const discovery = new OriginDiscovery({ urls: [api], pool, heartbeatTimeout: 3_000 });
+  if (q.get('session') === '1') T.session = { streamId: key, publish: { video: 'h264', bitrate: 2500 }, viewer: PAGE };
   const ids = (/** @type {any[]} */ l) => l.map((o) => `${o.id}:${o.state}`);
-  discovery.on('change', (/** @type {any} */ d) =>
-    ev('change', { revision: d.revision, reason: d.reason, added: ids(d.added), updated: ids(d.updated), removed: ids(d.removed) }),
-  );
-  discovery.on('disconnect', (/** @type {any} */ d) => ev('discovery-disconnect', { reason: d.reason, code: d.code }));
-  const handle = connectWithFailover(
-    discovery,
-    key,
-    (/** @type {any} */ origin) => {
-      const ws = new WebSocket(`${origin.url}?client=od`);
-      track(ws, origin.id);
-      return ws;
-    },
-    {
-      onConnect: (/** @type {any} */ { connection, origin, migrated, previous }) => {
-        current = connection;
-        ev('connect', { conn: connection.__id, origin: origin.id, migrated, previous: previous?.id ?? null });
-        send();
+  /** @type {any} */ let discovery = null;
+  /** @type {any} */ let handle = null;
+  /** A discovery watch on `url` and a connectWithFailover handle on it. @param {string} url */
+  const start = (url) => {
+    discovery = new OriginDiscovery({ urls: [url], pool, heartbeatTimeout: 3_000 });
+    discovery.on('change', (/** @type {any} */ d) =>
+      ev('change', { revision: d.revision, reason: d.reason, added: ids(d.added), updated: ids(d.updated), removed: ids(d.removed) }),
+    );
+    discovery.on('disconnect', (/** @type {any} */ d) => ev('discovery-disconnect', { reason: d.reason, code: d.code }));
+    discovery.on('sync', (/** @type {any} */ d) => ev('sync', { resumed: d.resumed }));
+    handle = connectWithFailover(
+      discovery,
+      key,
+      (/** @type {any} */ origin) => {
+        const ws = new WebSocket(`${routed(origin.url)}?client=od&page=${PAGE}`);
+        track(ws, origin.id);
+        return ws;
       },
-      onFailover: (/** @type {any} */ { from, to, error, reason }) =>
-        ev('failover', { from: from?.id ?? null, to: to?.id ?? null, reason, error: error?.message }),
-      onMigrate: (/** @type {any} */ { from, to, reason }) => ev('migrate', { from: from.id, to: to?.id ?? null, reason }),
-      onRetry: (/** @type {any} */ { attempt, delay }) => ev('retry', { attempt, delay }),
-      onGiveUp: () => ev('giveup'),
-      close: (/** @type {any} */ conn) => {
-        ev('client-close', { conn: conn.__id, origin: conn.__origin, readyState: conn.readyState });
-        if (current === conn) current = null;
-        conn.close(1000, 'moving');
+      {
+        ...(T.session ? { session: T.session } : {}),
+        onConnect: (/** @type {any} */ { connection, origin, migrated, previous, session }) => {
+          current = connection;
+          ev('connect', { conn: connection.__id, origin: origin.id, migrated, previous: previous?.id ?? null });
+          if (T.session) connection.send(JSON.stringify({ type: 'session', page: PAGE, conn: connection.__id, session }));
+          send();
+        },
+        onFailover: (/** @type {any} */ { from, to, error, reason }) =>
+          ev('failover', { from: from?.id ?? null, to: to?.id ?? null, reason, error: error?.message }),
+        onMigrate: (/** @type {any} */ { from, to, reason }) => ev('migrate', { from: from.id, to: to?.id ?? null, reason }),
+        onRetry: (/** @type {any} */ { attempt, delay }) => ev('retry', { attempt, delay }),
+        onGiveUp: () => ev('giveup'),
+        close: (/** @type {any} */ conn) => {
+          ev('client-close', { conn: conn.__id, origin: conn.__origin, readyState: conn.readyState });
+          if (current === conn) current = null;
+          conn.close(1000, 'moving');
+        },
       },
-    },
-  );
-  /** @type {any} */ (window).handle = handle;
+    );
+    /** @type {any} */ (window).handle = handle;
+  };
+  start(q.get('disc') ?? api);
+  /** @type {any} */ (window).reroute = (/** @type {string} */ mediaVia, /** @type {string} */ discUrl) => {
+    // The viewer joins another network: a new watch and handle there (same session state),
+    // then the old ones go.
+    via = mediaVia;
+    const old = { discovery, handle };
+    ev('reroute', { via: mediaVia, disc: discUrl });
+    start(discUrl);
+    old.handle.close();
+    old.discovery.close();
+  };
+  setInterval(() => {
+    const c = /** @type {any} */ (current);
+    if (stall > 0 && c && c.readyState === WebSocket.OPEN && Date.now() - c.__activity > stall) {
+      ev('stall', { conn: c.__id, origin: c.__origin });
+      c.__activity = Date.now(); // one report per stall
+      handle.fail(new Error(`media stalled: no echo for ${stall} ms`));
+    }
+  }, 100);
   await discovery.ready;
 }
 
 function startBaseline() {
   const target = /** @type {string} */ (q.get('target'));
   const floor = Number(q.get('retryFloor') ?? 3_000);
+  /** @type {any} */
+  let latest = null;
+  const retry = (/** @type {any} */ ws) => {
+    if (ws.__done) return;
+    ws.__done = true;
+    if (current === ws) current = null;
+    ev('retry', { delay: floor });
+    setTimeout(connect, floor);
+  };
   const connect = () => {
-    const ws = new WebSocket(target);
+    const url = routed(target);
+    const ws = /** @type {any} */ (new WebSocket(`${url}${url.includes('?') ? '&' : '?'}page=${PAGE}`));
+    latest = ws;
     track(ws, 'vip');
     ws.addEventListener('open', () => {
       current = ws;
-      ev('connect', { conn: /** @type {any} */ (ws).__id });
+      ev('connect', { conn: ws.__id });
       send();
     });
-    ws.addEventListener('close', () => {
-      if (current === ws) current = null;
-      ev('retry', { delay: floor });
-      setTimeout(connect, floor);
-    });
+    ws.addEventListener('close', () => retry(ws));
+  };
+  // Dropped without waiting for a close handshake a frozen peer never answers.
+  setInterval(() => {
+    const ws = latest;
+    if (stall > 0 && ws && !ws.__done && Date.now() - ws.__activity > stall) {
+      ev('stall', { conn: ws.__id });
+      ws.close();
+      retry(ws);
+    }
+  }, 100);
+  /** @type {any} */ (window).reroute = (/** @type {string} */ v) => {
+    via = v;
+    if (latest && !latest.__done) {
+      latest.close();
+      retry(latest);
+    }
   };
   connect();
 }
