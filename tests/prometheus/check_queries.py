@@ -33,9 +33,9 @@ import urllib.parse
 import urllib.request
 from typing import Any, Callable
 
-#: Metrics the rules and dashboard use before the controller exposes them (the active
-#: prober adds origin_discovery_probe_panic{pool}).
-PENDING_METRICS = {"origin_discovery_probe_panic"}
+#: Metrics the rules and dashboard may use before the controller exposes them (none now:
+#: the prober's families are exposed even where no pool is probed, as in `dev`).
+PENDING_METRICS: set[str] = set()
 
 #: What Grafana's $__rate_interval stands for here (Prometheus scrapes every second).
 RATE_INTERVAL = "20s"
