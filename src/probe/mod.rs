@@ -11,8 +11,9 @@
 //!   (checked every half interval).
 //! - **Schedule**: one task per target; its first probe comes at a random moment within the
 //!   first interval, then one every interval ± 5 %, so probes spread evenly and never
-//!   synchronise. A target's probes never overlap (with a timeout longer than the interval
-//!   the next one starts when the previous ends).
+//!   synchronise; after a failed probe the next one comes half an interval later, so a
+//!   failing origin is confirmed sooner. A target's probes never overlap (with a timeout
+//!   longer than the period the next one starts when the previous ends).
 //! - **Bounds**: at most [`MAX_IN_FLIGHT`] probes run at once; a probe waits for a permit,
 //!   so under overload schedules slip rather than pile up. Sockets: each HTTP target's
 //!   task keeps one connection to its origin (dropped after a failure, a timeout or
@@ -316,8 +317,16 @@ async fn probe_loop(ctx: Arc<Context>, target: Arc<ProbeTarget>) {
         if ctx.results.send((target.clone(), result)).await.is_err() {
             return; // the prober is gone
         }
+        // A failure is re-checked after half an interval (HAProxy's `fastinter`): the
+        // failures that remove a frozen origin come sooner, while a healthy origin costs one
+        // probe per interval.
+        let period = if result.healthy {
+            ctx.interval
+        } else {
+            ctx.interval / 2
+        };
         let factor = 1.0 + JITTER * (2.0 * rand::rng().random::<f64>() - 1.0);
-        next += ctx.interval.mul_f64(factor);
+        next += period.mul_f64(factor);
         next = next.max(Instant::now());
     }
 }
