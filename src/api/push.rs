@@ -34,13 +34,14 @@ use tokio::sync::Notify;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
+use super::client_addr::ClientIp;
 use super::error::ApiError;
 use super::fanout::{self, Registration};
 use super::limits::Permit;
-use super::serve::Socket;
+use super::serve::{ConnectionHandle, Socket};
 use super::{ApiState, WRITE_TIMEOUT};
 use crate::metrics::{Metrics, TransportLabels};
-use origin_discovery_core::hub::{Encoded, Frame, FrameKind, Subscription, Wire};
+use origin_discovery_core::hub::{Encoded, Frame, FrameKind, PoolChannel, Subscription, Wire};
 
 /// Close codes of push sessions (WebSocket close frames; SSE streams just end).
 pub mod close {
@@ -207,6 +208,33 @@ pub fn admit(
     state.limiter.acquire(ip, gauge).inspect_err(|_| {
         state.metrics.rejected.get_or_create(&labels).inc();
     })
+}
+
+/// Admits a subscriber of `T` from `client` (429 beyond the limits) and subscribes it to
+/// `channel`; once hyper has written the response head, the connection's socket goes to a
+/// session of `T` that holds the admission until it ends.
+pub fn start<T: Transport>(
+    state: &ApiState,
+    connection: &ConnectionHandle,
+    client: ClientIp,
+    channel: Arc<PoolChannel>,
+    resume: Option<(String, u64)>,
+) -> Result<(), ApiError>
+where
+    T::Reader: Sync,
+{
+    let permit = admit(state, client.0, T::NAME)?;
+    let sub = Subscription::new(channel, resume.as_ref().map(|(e, r)| (e.as_str(), *r)));
+    let ctx = SessionContext::from_state(state);
+    let sessions = state.sessions.clone();
+    connection.take_over(Box::new(move |socket, early| {
+        sessions.spawn(async move {
+            let _permit = permit;
+            let end = run::<T>(socket, early, sub, &ctx).await;
+            tracing::debug!(%client, transport = T::NAME, ?end, "push session ended");
+        });
+    }));
+    Ok(())
 }
 
 /// Who writes to a subscriber's socket now.
@@ -525,23 +553,16 @@ impl<T: Transport> Session<'_, T> {
     /// Writes `bytes` whole, waiting for the socket at most `timeout`. Only while the
     /// session writes ([`Mode::Session`]): the fan-out writer leaves the socket alone.
     async fn write_all(&self, mut bytes: Bytes, timeout: Duration) -> Result<(), SessionEnd> {
-        let stream = self.me.socket.stream();
         let mut deadline = None;
         loop {
-            match stream.try_write(&bytes) {
-                Ok(0) => return Err(SessionEnd::WriteFailed),
-                Ok(n) => {
-                    bytes.advance(n);
-                    if bytes.is_empty() {
-                        return Ok(());
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(_) => return Err(SessionEnd::WriteFailed),
+            match try_write(&self.me.socket, &[&bytes]) {
+                Attempt::Written => return Ok(()),
+                Attempt::Partial(n) => bytes.advance(n),
+                Attempt::Failed => return Err(SessionEnd::WriteFailed),
             }
             // The timer is armed only when the socket is full.
             let deadline = *deadline.get_or_insert_with(|| Instant::now() + timeout);
-            match tokio::time::timeout_at(deadline, stream.writable()).await {
+            match tokio::time::timeout_at(deadline, self.me.socket.stream().writable()).await {
                 Ok(Ok(())) => {}
                 _ => return Err(SessionEnd::WriteFailed),
             }

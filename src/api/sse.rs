@@ -20,10 +20,10 @@ use bytes::Bytes;
 
 use super::client_addr::ClientIp;
 use super::error::{ApiError, Result};
-use super::push::{self, transport, Incoming, Reader, SessionContext, Transport};
+use super::push::{self, transport, Incoming, Reader, Transport};
 use super::serve::ConnectionHandle;
 use super::{pool_id, query_pairs, resume_params, ApiState};
-use origin_discovery_core::hub::{Encoded, Subscription, Wire};
+use origin_discovery_core::hub::{Encoded, Wire};
 
 /// The SSE handler.
 #[utoipa::path(
@@ -74,17 +74,7 @@ pub async fn events(
             "this connection cannot carry an event stream".into(),
         ));
     };
-    let permit = push::admit(&state, client.0, transport::SSE)?;
-    let sub = Subscription::new(channel, resume.as_ref().map(|(e, r)| (e.as_str(), *r)));
-    let ctx = SessionContext::from_state(&state);
-    let sessions = state.sessions.clone();
-    connection.take_over(Box::new(move |socket, early| {
-        sessions.spawn(async move {
-            let _permit = permit;
-            let end = push::run::<SseTransport>(socket, early, sub, &ctx).await;
-            tracing::debug!(%client, ?end, "sse session ended");
-        });
-    }));
+    push::start::<SseTransport>(&state, &connection, client, channel, resume)?;
     // An HTTP/1.0 response of unknown length is close-delimited: hyper writes the head,
     // ends the exchange when the (empty) body does, and lets go of the socket.
     let mut response = (

@@ -81,17 +81,7 @@ pub async fn watch(
             "this connection cannot be upgraded".into(),
         ));
     };
-    let permit = push::admit(&state, client.0, transport::WEBSOCKET)?;
-    let sub = Subscription::new(channel, resume.as_ref().map(|(e, r)| (e.as_str(), *r)));
-    let ctx = SessionContext::from_state(&state);
-    let sessions = state.sessions.clone();
-    connection.take_over(Box::new(move |socket, early| {
-        sessions.spawn(async move {
-            let _permit = permit;
-            let end = session(socket, early, sub, ctx).await;
-            tracing::debug!(%client, ?end, "websocket session ended");
-        });
-    }));
+    push::start::<WsTransport>(&state, &connection, client, channel, resume)?;
     Ok((
         StatusCode::SWITCHING_PROTOCOLS,
         [

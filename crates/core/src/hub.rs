@@ -136,16 +136,7 @@ impl PoolView {
     /// serialized once.
     pub fn stale_message(&self) -> Encoded {
         self.stale_message
-            .get_or_init(|| {
-                let snap = &self.snapshot;
-                let message = Message::Stale {
-                    pool: snap.pool.clone(),
-                    epoch: snap.epoch.clone(),
-                    revision: snap.revision,
-                    stale: snap.stale,
-                };
-                Encoded::new(&message, snap.revision)
-            })
+            .get_or_init(|| stale_message(&self.snapshot, self.snapshot.revision))
             .clone()
     }
 
@@ -388,6 +379,17 @@ impl Hub {
     }
 }
 
+/// `{"type":"stale",…}` with `snap`'s flag, for a subscriber at `revision`.
+fn stale_message(snap: &Snapshot, revision: u64) -> Encoded {
+    let message = Message::Stale {
+        pool: snap.pool.clone(),
+        epoch: snap.epoch.clone(),
+        revision,
+        stale: snap.stale,
+    };
+    Encoded::new(&message, revision)
+}
+
 fn removed(view: &PoolView) -> PoolView {
     let mut v = view.derive();
     v.removed = true;
@@ -606,13 +608,7 @@ impl Subscription {
             let message = if self.revision == snap.revision {
                 view.stale_message()
             } else {
-                let message = Message::Stale {
-                    pool: snap.pool.clone(),
-                    epoch: snap.epoch.clone(),
-                    revision: self.revision,
-                    stale: snap.stale,
-                };
-                Encoded::new(&message, self.revision)
+                stale_message(snap, self.revision)
             };
             self.pending.push_back(Frame {
                 message,
