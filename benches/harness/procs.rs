@@ -278,19 +278,7 @@ http {{
 "#,
             root = root.display()
         );
-        let conf_path = dir.join("nginx.conf");
-        std::fs::write(&conf_path, conf)?;
-        let child = Command::new(which("nginx")?)
-            .arg("-p")
-            .arg(dir)
-            .arg("-c")
-            .arg(&conf_path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .context("starting nginx")?;
-        let mut proc = Guard::new("nginx", child);
+        let mut proc = spawn_nginx(dir, &conf, "nginx")?;
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -317,6 +305,24 @@ pub fn free_port() -> Result<u16> {
 }
 
 /// Finds a program on PATH (or the sbin directories Debian puts nginx in).
+/// Starts nginx in the foreground with `conf` (written to `dir/nginx.conf`) and prefix
+/// `dir`, its stderr passed through; `name` names it in errors and its guard.
+pub fn spawn_nginx(dir: &Path, conf: &str, name: &'static str) -> Result<Guard> {
+    let conf_path = dir.join("nginx.conf");
+    std::fs::write(&conf_path, conf)?;
+    let child = Command::new(which("nginx")?)
+        .arg("-p")
+        .arg(dir)
+        .arg("-c")
+        .arg(&conf_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("starting {name}"))?;
+    Ok(Guard::new(name, child))
+}
+
 pub fn which(name: &str) -> Result<PathBuf> {
     let path = std::env::var("PATH").unwrap_or_default();
     let found = path
