@@ -27,6 +27,11 @@ pub struct IndexResult {
     pub p99_ns: f64,
     /// Max ns per event.
     pub max_ns: f64,
+    /// p50 and p99 ns of a fixed computation as long as the median event, timed the same
+    /// way right after: the tail this machine adds by itself (interrupts, preemption, a
+    /// shared or virtual CPU), to read the index's p99 against.
+    pub fixed_p50_ns: f64,
+    pub fixed_p99_ns: f64,
 }
 
 /// Builds the index (slices of at most 100 endpoints, like the real controller's) and
@@ -105,15 +110,45 @@ pub fn run(pools: usize, per_pool: usize, events: usize) -> IndexResult {
     }
     let mean_ns = samples.iter().sum::<f64>() / samples.len().max(1) as f64;
     samples.sort_by(f64::total_cmp);
+    let p50_ns = crate::stats::percentile(&samples, 50.0);
+    let mut fixed = fixed_work(p50_ns, events);
+    fixed.sort_by(f64::total_cmp);
     IndexResult {
         origins: total,
         pools,
         events,
         mean_ns,
-        p50_ns: crate::stats::percentile(&samples, 50.0),
+        p50_ns,
         p99_ns: crate::stats::percentile(&samples, 99.0),
         max_ns: samples.last().copied().unwrap_or(0.0),
+        fixed_p50_ns: crate::stats::percentile(&fixed, 50.0),
+        fixed_p99_ns: crate::stats::percentile(&fixed, 99.0),
     }
+}
+
+/// Times `runs` runs of a fixed integer computation lasting about `target_ns` each, the
+/// way events are timed above: no allocation, no memory traffic, the same every run, so
+/// its spread is the machine's.
+fn fixed_work(target_ns: f64, runs: usize) -> Vec<f64> {
+    let spin = |iterations: u64| {
+        let mut x = 1u64;
+        for i in 0..iterations {
+            x = black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(i));
+        }
+        x
+    };
+    const CALIBRATION: u64 = 1_000_000;
+    let start = Instant::now();
+    black_box(spin(CALIBRATION));
+    let per_iteration = start.elapsed().as_nanos() as f64 / CALIBRATION as f64;
+    let iterations = (target_ns / per_iteration.max(0.01)).max(1.0) as u64;
+    (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            black_box(spin(iterations));
+            start.elapsed().as_nanos() as f64
+        })
+        .collect()
 }
 
 fn pod(p: usize, i: usize, down: bool, name: &impl Fn(usize, usize) -> String) -> PodInfo {

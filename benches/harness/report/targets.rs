@@ -90,9 +90,10 @@ impl Report {
             what: format!("index cost per event, {} origins", i.origins),
             target: format!("≤ {:.0} µs", INDEX_MAX_NS / 1e3),
             measured: format!(
-                "mean {:.2} µs, p99 {:.2} µs",
+                "mean {:.2} µs, p99 {:.2} µs (a fixed computation of the same median: p99 {:.2} µs)",
                 i.mean_ns / 1e3,
-                i.p99_ns / 1e3
+                i.p99_ns / 1e3,
+                i.fixed_p99_ns / 1e3
             ),
             met: Some(i.mean_ns <= INDEX_MAX_NS && i.p99_ns <= INDEX_MAX_NS),
         });
