@@ -303,8 +303,10 @@ impl Report {
             s,
             "\nThe second row times a fixed integer loop (no allocation, no memory traffic) \
              as long as the median event, the same way and number of times, right after: \
-             its p99 is the tail this machine adds by itself (interrupts, preemption, a \
-             shared virtual CPU). The verdict is on the index's own numbers."
+             its p99 is the tail interrupts, preemption and a shared virtual CPU add by \
+             themselves. It touches no memory, so cache and memory-bandwidth interference \
+             from other jobs, which the index's events do feel, does not show in it. The \
+             verdict is on the index's own numbers."
         );
     }
 }
