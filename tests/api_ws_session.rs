@@ -58,18 +58,35 @@ struct Harness {
     task: JoinHandle<SessionEnd>,
 }
 
-async fn start(heartbeat: Duration) -> Harness {
+/// A hub holding `pool()` at revision 1 with one origin.
+fn hub() -> Arc<Hub> {
     let hub = Arc::new(Hub::new("e1", 64));
     hub.apply(PoolChange::Added {
         pool: pool(),
         revision: 1,
         origins: vec![origin("a")],
     });
-    let (server, client_end) = pair(None).await;
-    let shutdown = CancellationToken::new();
+    hub
+}
+
+/// Spawns a session subscribed to `pool()` (from the start) on the server end of a
+/// [`pair`] with `buffer`; returns its task and the client end.
+async fn spawn_session(
+    hub: &Hub,
+    buffer: Option<u32>,
+    ctx: SessionContext,
+) -> (JoinHandle<SessionEnd>, TcpStream) {
+    let (server, client_end) = pair(buffer).await;
     let sub = Subscription::new(hub.pool(&pool()).unwrap(), None);
-    let ctx = SessionContext::new(heartbeat, shutdown.clone(), &Metrics::new());
     let task = tokio::spawn(session(Socket::new(server), Bytes::new(), sub, ctx));
+    (task, client_end)
+}
+
+async fn start(heartbeat: Duration) -> Harness {
+    let hub = hub();
+    let shutdown = CancellationToken::new();
+    let ctx = SessionContext::new(heartbeat, shutdown.clone(), &Metrics::new());
+    let (task, client_end) = spawn_session(&hub, None, ctx).await;
     Harness {
         hub,
         ws: client(client_end).await,
@@ -226,35 +243,16 @@ async fn client_going_away_ends_the_session() {
 #[tokio::test(start_paused = true)]
 async fn subscriber_that_never_reads_is_disconnected_after_the_write_timeout_and_never_delays_others(
 ) {
-    let hub = Arc::new(Hub::new("e1", 64));
-    hub.apply(PoolChange::Added {
-        pool: pool(),
-        revision: 1,
-        origins: vec![origin("a")],
-    });
+    let hub = hub();
     let ctx = SessionContext::new(
         Duration::from_secs(5),
         CancellationToken::new(),
         &Metrics::new(),
     );
     // A socket whose buffers hold a few KB and whose client never reads.
-    let (stuck_server, _stuck_client) = pair(Some(4096)).await;
-    let stuck_sub = Subscription::new(hub.pool(&pool()).unwrap(), None);
-    let stuck = tokio::spawn(session(
-        Socket::new(stuck_server),
-        Bytes::new(),
-        stuck_sub,
-        ctx.clone(),
-    ));
+    let (stuck, _stuck_client) = spawn_session(&hub, Some(4096), ctx.clone()).await;
     // A healthy subscriber on the same pool.
-    let (fast_server, fast_client) = pair(None).await;
-    let fast_sub = Subscription::new(hub.pool(&pool()).unwrap(), None);
-    tokio::spawn(session(
-        Socket::new(fast_server),
-        Bytes::new(),
-        fast_sub,
-        ctx,
-    ));
+    let (_, fast_client) = spawn_session(&hub, None, ctx).await;
     let mut out = client(fast_client).await;
     out.next().await.unwrap().unwrap(); // snapshot
     for r in 2..=200 {
@@ -300,33 +298,14 @@ fn revision_of(msg: &Push) -> Option<(bool, u64)> {
 #[tokio::test]
 async fn a_parked_subscriber_catches_up_in_order_and_ends_at_the_last_revision() {
     const LAST: u64 = 400;
-    let hub = Arc::new(Hub::new("e1", 64));
-    hub.apply(PoolChange::Added {
-        pool: pool(),
-        revision: 1,
-        origins: vec![origin("a")],
-    });
+    let hub = hub();
     let ctx = SessionContext::new(
         Duration::from_secs(60),
         CancellationToken::new(),
         &Metrics::new(),
     );
-    let (slow_server, slow_client) = pair(Some(4096)).await;
-    let slow_sub = Subscription::new(hub.pool(&pool()).unwrap(), None);
-    let slow_task = tokio::spawn(session(
-        Socket::new(slow_server),
-        Bytes::new(),
-        slow_sub,
-        ctx.clone(),
-    ));
-    let (fast_server, fast_client) = pair(None).await;
-    let fast_sub = Subscription::new(hub.pool(&pool()).unwrap(), None);
-    tokio::spawn(session(
-        Socket::new(fast_server),
-        Bytes::new(),
-        fast_sub,
-        ctx,
-    ));
+    let (slow_task, slow_client) = spawn_session(&hub, Some(4096), ctx.clone()).await;
+    let (_, fast_client) = spawn_session(&hub, None, ctx).await;
     let mut fast = client(fast_client).await;
     let mut slow = client(slow_client).await;
     assert_eq!(revision_of(&read_push(&mut slow).await), Some((true, 1)));

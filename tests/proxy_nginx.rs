@@ -10,11 +10,12 @@
 //! `CI=true` and skips it otherwise.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use origin_discovery_testkit::procs;
 use origin_discovery_testkit::stack::*;
 use origin_discovery_testkit::{eventually, metric, WAIT};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -28,16 +29,6 @@ const PER_IP: usize = 50;
 const WEBSOCKETS: usize = 2_000;
 const SSE: usize = 2_000;
 const LONG_POLLS: usize = 1_000;
-
-fn find_nginx() -> Option<PathBuf> {
-    let path = std::env::var("PATH").unwrap_or_default();
-    let found = path
-        .split(':')
-        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"])
-        .map(|d| Path::new(d).join("nginx"))
-        .find(|p| p.is_file());
-    found
-}
 
 /// nginx as a child process, stopped (SIGTERM, then SIGKILL) on drop.
 struct Nginx {
@@ -115,18 +106,7 @@ http {{
 }}
 "#
     );
-    let conf_path = dir.path().join("nginx.conf");
-    std::fs::write(&conf_path, conf).unwrap();
-    let child = Command::new(bin)
-        .arg("-p")
-        .arg(dir.path())
-        .arg("-c")
-        .arg(&conf_path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("nginx starts");
+    let child = procs::spawn_nginx(bin, dir.path(), &conf).expect("nginx starts");
     let mut nginx = Nginx { child, _dir: dir };
     let (xff, fwd) = (
         SocketAddr::from(([127, 0, 0, 1], xff)),
@@ -200,7 +180,7 @@ enum Sub {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_thousand_subscribers_from_many_addresses_pass_nginx_and_the_per_ip_limit_holds_per_client(
 ) {
-    let Some(nginx_bin) = find_nginx() else {
+    let Some(nginx_bin) = procs::find_program("nginx") else {
         assert_ne!(
             std::env::var("CI").as_deref(),
             Ok("true"),

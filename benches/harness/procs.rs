@@ -10,6 +10,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use origin_discovery_testkit::procs;
 
 /// The release controller binary cargo built for this bench target.
 pub const CONTROLLER_BIN: &str = env!("CARGO_BIN_EXE_origin-discovery");
@@ -304,33 +305,18 @@ pub fn free_port() -> Result<u16> {
         .port())
 }
 
-/// Finds a program on PATH (or the sbin directories Debian puts nginx in).
 /// Starts nginx in the foreground with `conf` (written to `dir/nginx.conf`) and prefix
 /// `dir`, its stderr passed through; `name` names it in errors and its guard.
 pub fn spawn_nginx(dir: &Path, conf: &str, name: &'static str) -> Result<Guard> {
-    let conf_path = dir.join("nginx.conf");
-    std::fs::write(&conf_path, conf)?;
-    let child = Command::new(which("nginx")?)
-        .arg("-p")
-        .arg(dir)
-        .arg("-c")
-        .arg(&conf_path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
+    let child = procs::spawn_nginx(&which("nginx")?, dir, conf)
         .with_context(|| format!("starting {name}"))?;
     Ok(Guard::new(name, child))
 }
 
+/// Finds a program on PATH (or the sbin directories Debian puts nginx in).
 pub fn which(name: &str) -> Result<PathBuf> {
-    let path = std::env::var("PATH").unwrap_or_default();
-    let found = path
-        .split(':')
-        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"])
-        .map(|d| Path::new(d).join(name))
-        .find(|p| p.is_file());
-    found.with_context(|| format!("{name} is not installed (scripts/bench.sh installs it)"))
+    procs::find_program(name)
+        .with_context(|| format!("{name} is not installed (scripts/bench.sh installs it)"))
 }
 
 /// One wrk result.

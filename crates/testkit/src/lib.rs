@@ -4,6 +4,7 @@
 //!   deltas and detects gaps).
 //! - [`fixtures`]: ready-made domain values (from `origin-discovery-core`).
 //! - [`http`]: a small HTTP/1.1 GET client, so tests need no HTTP client dependency.
+//! - [`procs`]: finding and starting the peer programs (nginx).
 //! - [`stack`]: a simulated cluster plus the real controller in process, and ways to observe
 //!   both; [`eventually`] and [`metric`] for what has no event to wait on.
 //!
@@ -11,6 +12,7 @@
 
 pub mod client;
 pub mod http;
+pub mod procs;
 pub mod stack;
 
 pub use origin_discovery_core::fixtures;
