@@ -154,45 +154,32 @@ struct ContextInner {
 impl SessionContext {
     /// A context recording into `metrics`, with the [`WRITE_TIMEOUT`].
     pub fn new(heartbeat: Duration, shutdown: CancellationToken, metrics: &Metrics) -> Self {
-        Self(Arc::new(ContextInner {
-            heartbeat,
-            write_timeout: WRITE_TIMEOUT,
-            shutdown,
-            push_latency: metrics.push_latency.clone(),
-            resets: metrics.resets.clone(),
-        }))
-    }
-
-    /// The same with another write timeout.
-    pub fn with_write_timeout(self, write_timeout: Duration) -> Self {
-        let mut inner = (*self.0).clone();
-        inner.write_timeout = write_timeout;
-        Self(Arc::new(inner))
+        Self::with(heartbeat, WRITE_TIMEOUT, shutdown, metrics)
     }
 
     /// The context of the API's sessions.
     pub fn from_state(state: &ApiState) -> Self {
-        Self::new(
+        Self::with(
             state.config.heartbeat_interval,
+            state.config.write_timeout,
             state.shutdown.clone(),
             &state.metrics,
         )
-        .with_write_timeout(state.config.write_timeout)
     }
 
-    /// Heartbeat interval.
-    pub fn heartbeat(&self) -> Duration {
-        self.0.heartbeat
-    }
-
-    /// How long one write may wait for the socket before the subscriber is dropped.
-    pub fn write_timeout(&self) -> Duration {
-        self.0.write_timeout
-    }
-
-    /// Process shutdown: sessions close with 1001.
-    pub fn shutdown(&self) -> &CancellationToken {
-        &self.0.shutdown
+    fn with(
+        heartbeat: Duration,
+        write_timeout: Duration,
+        shutdown: CancellationToken,
+        metrics: &Metrics,
+    ) -> Self {
+        Self(Arc::new(ContextInner {
+            heartbeat,
+            write_timeout,
+            shutdown,
+            push_latency: metrics.push_latency.clone(),
+            resets: metrics.resets.clone(),
+        }))
     }
 }
 

@@ -38,7 +38,7 @@ use axum::extract::connect_info::ConnectInfo;
 use axum::response::Response;
 use axum::Router;
 use bytes::Bytes;
-use futures::future::{BoxFuture, Either, FutureExt};
+use futures::future::Either;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -264,8 +264,7 @@ async fn connection(
         }
         req.extensions_mut().insert(ConnectInfo(peer));
         req.extensions_mut().insert(handle.clone());
-        let routed: BoxFuture<'static, _> = router.clone().oneshot(req).boxed();
-        Either::Right(routed)
+        Either::Right(router.clone().oneshot(req))
     });
     // `poll_without_shutdown`: when the HTTP exchange is over (a `101`, a close-delimited
     // response, keep-alive off, the client done), the connection hands its socket back

@@ -75,11 +75,6 @@ impl Encoded {
     pub fn framed(&self, wire: Wire, frame: impl FnOnce(&Encoded) -> Bytes) -> &Bytes {
         self.0.wires[wire as usize].get_or_init(|| frame(self))
     }
-
-    /// Whether two handles share one encoding.
-    pub fn ptr_eq(&self, other: &Encoded) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-    }
 }
 
 /// One pool at one revision. Immutable once published.
@@ -453,28 +448,17 @@ impl Subscription {
     /// and the gap still in the delta log, the first frames are the missed deltas only;
     /// otherwise the first frame is a snapshot.
     pub fn new(channel: Arc<PoolChannel>, resume: Option<(&str, u64)>) -> Self {
-        let mut rx = channel.watch();
-        let view = rx.borrow_and_update().clone();
-        let mut sub = Self {
-            channel,
-            rx,
-            revision: 0,
-            stale: view.snapshot.stale,
-            pending: VecDeque::new(),
-            done: false,
-        };
         match resume {
-            Some((epoch, revision))
-                if *epoch == *view.snapshot.epoch && revision <= view.snapshot.revision =>
-            {
-                // A resuming client assumes fresh; tell it if the list went stale meanwhile.
-                sub.revision = revision;
-                sub.stale = false;
-                sub.catch_up(&view);
+            // A resuming client assumes fresh; tell it if the list went stale meanwhile.
+            Some((epoch, revision)) if *epoch == *channel.current().snapshot.epoch => {
+                Self::resume_at(channel, revision, false)
             }
-            _ => sub.push_snapshot(&view),
+            _ => {
+                let (mut sub, view) = Self::watching(channel, 0, false);
+                sub.push_snapshot(&view);
+                sub
+            }
         }
-        sub
     }
 
     /// A subscription for a subscriber that was sent everything up to `revision` of this
@@ -482,16 +466,7 @@ impl Subscription {
     /// missed since — deltas from the log, or a snapshot when the log no longer covers
     /// the gap — and nothing if it is current.
     pub fn resume_at(channel: Arc<PoolChannel>, revision: u64, stale: bool) -> Self {
-        let mut rx = channel.watch();
-        let view = rx.borrow_and_update().clone();
-        let mut sub = Self {
-            channel,
-            rx,
-            revision,
-            stale,
-            pending: VecDeque::new(),
-            done: false,
-        };
+        let (mut sub, view) = Self::watching(channel, revision, stale);
         if revision > view.snapshot.revision {
             // Cannot happen within one epoch; start over rather than trust it.
             sub.push_snapshot(&view);
@@ -499,6 +474,21 @@ impl Subscription {
             sub.catch_up(&view);
         }
         sub
+    }
+
+    /// A subscription at `revision`/`stale` with nothing pending yet, and the current view.
+    fn watching(channel: Arc<PoolChannel>, revision: u64, stale: bool) -> (Self, Arc<PoolView>) {
+        let mut rx = channel.watch();
+        let view = rx.borrow_and_update().clone();
+        let sub = Self {
+            channel,
+            rx,
+            revision,
+            stale,
+            pending: VecDeque::new(),
+            done: false,
+        };
+        (sub, view)
     }
 
     /// The revision the subscriber has been sent up to.
