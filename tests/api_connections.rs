@@ -1,7 +1,8 @@
 //! Connection hygiene over real sockets (README "Limits"): half-sent requests are cut,
 //! oversized heads get 431, idle keep-alives close, `--max-connections` refuses with a
 //! JSON 503, long-polls count as subscribers, and an SSE client that stops reading loses
-//! its session and its connection after `--write-timeout`.
+//! its session and its connection after `--write-timeout`; every answer varies on
+//! `Origin`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -76,6 +77,62 @@ async fn half_sent_request_heads_are_cut_after_the_header_read_timeout_on_both_p
     assert!(took < Duration::from_secs(5), "cut after {took:?}");
     // The server keeps serving.
     assert_eq!(stack.get("/v1/pools").await.0, 200);
+    stack.shutdown().await;
+}
+
+/// Every answer carries the CORS layer's `Vary` once, also when the request has no
+/// `Origin` and skips that layer (the snapshot fast path, a 304, the router): a shared
+/// cache must not hand an answer without CORS headers to a browser's cross-origin request.
+#[tokio::test]
+async fn every_answer_varies_on_origin_with_or_without_an_origin_header() {
+    let stack = start(
+        Duration::ZERO,
+        &["--cors-allow-origin", "https://app.example.com"],
+    )
+    .await;
+    stack.wait_ready().await;
+    let etag = {
+        let mut s = TcpStream::connect(addr(&stack.api)).await.unwrap();
+        s.write_all(b"GET /v1/pools/demo/origin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let head = String::from_utf8(closed_within(&mut s, WAIT).await.unwrap()).unwrap();
+        head.lines()
+            .find_map(|l| l.strip_prefix("etag: "))
+            .expect("an ETag")
+            .to_string()
+    };
+    for (request, code) in [
+        ("GET /v1/pools/demo/origin", 200),
+        ("GET /v1/pools", 200),
+        ("GET /v1/pools/demo/origin/pick?key=stream-1", 200),
+        ("GET /v1/pools/demo/nope", 404),
+    ]
+    .into_iter()
+    .map(|(r, c)| (format!("{r} HTTP/1.1\r\n"), c))
+    .chain([(
+        format!("GET /v1/pools/demo/origin HTTP/1.1\r\nIf-None-Match: {etag}\r\n"),
+        304,
+    )]) {
+        for origin in ["", "Origin: https://app.example.com\r\n"] {
+            let mut s = TcpStream::connect(addr(&stack.api)).await.unwrap();
+            let req = format!("{request}Host: x\r\n{origin}Connection: close\r\n\r\n");
+            s.write_all(req.as_bytes()).await.unwrap();
+            let got = closed_within(&mut s, WAIT).await.expect("an answer");
+            let text = String::from_utf8_lossy(&got);
+            let head = text.split("\r\n\r\n").next().unwrap();
+            assert_eq!(status(&got), code, "{req}");
+            let vary: Vec<&str> = head
+                .lines()
+                .filter_map(|l| l.strip_prefix("vary: "))
+                .collect();
+            assert_eq!(
+                vary,
+                ["origin, access-control-request-method, access-control-request-headers"],
+                "{req}"
+            );
+        }
+    }
     stack.shutdown().await;
 }
 

@@ -25,7 +25,8 @@ use axum::http::{header, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use futures::future::Either;
+use futures::future::{Either, MapOk};
+use futures::TryFutureExt;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::{Layer, Service};
@@ -164,7 +165,15 @@ where
     }
 }
 
-/// CORS for requests that carry an `Origin` header; others skip the CORS layer.
+/// The `Vary` header the CORS layer puts on every response it handles. Responses to
+/// requests without an `Origin` header skip that layer and carry it too, so that a shared
+/// cache never hands a response without CORS headers to a browser's cross-origin request.
+pub(crate) const CORS_VARY: HeaderValue = HeaderValue::from_static(
+    "origin, access-control-request-method, access-control-request-headers",
+);
+
+/// CORS for requests that carry an `Origin` header; others skip the CORS layer and get
+/// only its [`CORS_VARY`].
 #[derive(Clone, Debug)]
 pub struct CorsWhenOrigin(CorsLayer);
 
@@ -192,7 +201,10 @@ where
 {
     type Response = axum::http::Response<R>;
     type Error = S::Error;
-    type Future = Either<S::Future, <Cors<S> as Service<Request<B>>>::Future>;
+    type Future = Either<
+        MapOk<S::Future, fn(axum::http::Response<R>) -> axum::http::Response<R>>,
+        <Cors<S> as Service<Request<B>>>::Future,
+    >;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         // Both wrap the same (cloned) inner service; the routes are always ready.
@@ -206,9 +218,18 @@ where
         if req.headers().contains_key(header::ORIGIN) {
             Either::Right(self.cors.call(req))
         } else {
-            Either::Left(self.plain.call(req))
+            Either::Left(
+                self.plain
+                    .call(req)
+                    .map_ok(with_cors_vary::<R> as fn(_) -> _),
+            )
         }
     }
+}
+
+fn with_cors_vary<R>(mut response: axum::http::Response<R>) -> axum::http::Response<R> {
+    response.headers_mut().append(header::VARY, CORS_VARY);
+    response
 }
 
 async fn not_found(req: Request) -> ApiError {

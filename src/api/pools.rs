@@ -142,7 +142,12 @@ pub fn fast_snapshot<B>(state: &ApiState, req: &axum::http::Request<B>) -> Optio
     if view.removed {
         return None;
     }
-    Some(snapshot_response(&view, headers))
+    // Without `Origin` the router's CORS layer would have added only its `Vary`.
+    let mut response = snapshot_response(&view, headers);
+    response
+        .headers_mut()
+        .insert(header::VARY, super::CORS_VARY);
+    Some(response)
 }
 
 const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
