@@ -26,7 +26,7 @@
 //! the pod's load annotation, through a [`LoadFilter`] per origin (quantized, hysteresis, at
 //! most one change per [`LOAD_HOLD`]).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use std::sync::Arc;
@@ -168,7 +168,7 @@ struct PoolState {
     info: ServiceInfo,
     revision: u64,
     /// What clients currently see, keyed by endpoint id.
-    published: BTreeMap<String, Origin>,
+    published: HashMap<String, Origin>,
     /// Origins a pod/node signal took out while their slice still said ready, and when.
     lead_pending: HashMap<String, Instant>,
     /// Set until the pool's first revision has been announced.
@@ -183,6 +183,8 @@ struct PoolState {
     probe_panic_reported: bool,
     /// Load reports and filters of the listed origins, keyed like `published`.
     loads: HashMap<String, LoadState>,
+    /// The endpoint count the three per-origin maps were last sized for ([`PoolState::reserve`]).
+    sized_for: usize,
 }
 
 /// What the probes said about one endpoint lately.
@@ -366,7 +368,7 @@ impl Index {
                 entry.pool = Some(PoolState {
                     info,
                     revision,
-                    published: BTreeMap::new(),
+                    published: HashMap::new(),
                     lead_pending: HashMap::new(),
                     announced: false,
                     probes: HashMap::new(),
@@ -374,6 +376,7 @@ impl Index {
                     probe_panic: false,
                     probe_panic_reported: false,
                     loads: HashMap::new(),
+                    sized_for: 0,
                 });
             }
         }
@@ -901,7 +904,9 @@ impl Index {
                 })
                 .collect();
             let entry = self.services.get_mut(&pool_id).expect("checked above");
+            let listed = entry.slices.values().map(|s| s.endpoints.len()).sum();
             let pool = entry.pool.as_mut().expect("checked above");
+            pool.reserve(listed);
             let mut upsert = Vec::new();
             let mut remove = Vec::new();
             for (id, next) in computed {
@@ -1180,6 +1185,23 @@ impl Index {
 }
 
 impl PoolState {
+    /// Sizes the per-origin maps for `listed` endpoints when the pool has grown past what
+    /// they were sized for, so that origins leaving and coming back in a pool of steady
+    /// size do not grow them step by step: each step allocates a new table, and a large
+    /// allocation makes glibc's allocator consolidate its free lists, which was most of the
+    /// index's p99 (benches/harness/FINDINGS.md, "The index's p99").
+    fn reserve(&mut self, listed: usize) {
+        if listed <= self.sized_for {
+            return;
+        }
+        self.sized_for = listed;
+        self.published
+            .reserve(listed.saturating_sub(self.published.len()));
+        self.lead_pending
+            .reserve(listed.saturating_sub(self.lead_pending.len()));
+        self.loads.reserve(listed.saturating_sub(self.loads.len()));
+    }
+
     fn clear_probes(&mut self) {
         self.probes.clear();
         self.probes_down = 0;
