@@ -156,6 +156,7 @@ pub async fn start(settings: Settings, client: Client) -> anyhow::Result<Running
             heartbeat_interval: args.heartbeat_interval,
             cors_allow_origins: args.cors_allow_origins.clone(),
             trusted_proxies: args.trusted_proxies.clone(),
+            forwarded_header: args.forwarded_header,
             write_timeout: args.write_timeout,
         }),
         limiter: Limiter::new(args.max_subscribers, args.max_subscribers_per_ip),

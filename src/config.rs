@@ -194,6 +194,18 @@ pub struct ControllerArgs {
     )]
     pub trusted_proxies: Vec<Cidr>,
 
+    /// The forwarding header the trusted proxies set, and the only one believed:
+    /// `x-forwarded-for` (nginx, ingress-nginx, most load balancers) or `forwarded`
+    /// (RFC 7239). The other is ignored: a proxy that sets one usually passes the other on
+    /// from the client untouched, so believing it would let a client pick its address.
+    #[arg(
+        long,
+        env = "ORIGIN_DISCOVERY_FORWARDED_HEADER",
+        value_enum,
+        default_value = "x-forwarded-for"
+    )]
+    pub forwarded_header: ForwardedHeader,
+
     /// A connection must send its complete request header within this time (and an idle
     /// keep-alive connection is closed after it), on both ports.
     #[arg(long, env = "ORIGIN_DISCOVERY_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_positive_duration)]
@@ -238,6 +250,16 @@ pub struct ControllerArgs {
     /// Active probes of origins (docs/DESIGN.md, "Active probes").
     #[command(flatten)]
     pub probe: ProbeArgs,
+}
+
+/// The forwarding header that names the client behind `--trusted-proxies`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For: client, proxy1, …`.
+    #[default]
+    XForwardedFor,
+    /// `Forwarded: for=client, for=proxy1, …` (RFC 7239).
+    Forwarded,
 }
 
 /// How logs are written.
@@ -620,6 +642,19 @@ mod tests {
             "",
         ] {
             refused("--trusted-proxies", bad);
+        }
+    }
+
+    #[test]
+    fn the_forwarded_header_is_one_of_two() {
+        assert_eq!(
+            accepted(&[]).forwarded_header,
+            ForwardedHeader::XForwardedFor
+        );
+        let args = accepted(&["--forwarded-header", "forwarded"]);
+        assert_eq!(args.forwarded_header, ForwardedHeader::Forwarded);
+        for bad in ["x-real-ip", "both", ""] {
+            refused("--forwarded-header", bad);
         }
     }
 

@@ -2,8 +2,11 @@
 //! as reverse proxy, with `--trusted-proxies 127.0.0.1/32`: 5,000 subscribers — WebSocket,
 //! SSE and long-poll — from 100 client addresses across 127.0.1.0/24 all pass, each
 //! address at the per-IP limit of 50; one more from such an address gets 429 through the
-//! proxy on every transport while a new address passes; and a change reaches every one
-//! of them. One nginx server block forwards `X-Forwarded-For`, another `Forwarded`.
+//! proxy on every transport, also when it forges forwarding headers, while a new address
+//! passes; and a change reaches every one of them. nginx appends the peer to
+//! `X-Forwarded-For` (the default `--forwarded-header`) and passes a client's own
+//! `Forwarded` through; a second, small run has nginx set `Forwarded` instead, with
+//! `--forwarded-header forwarded`, and a forged `X-Forwarded-For` changes nothing there.
 //!
 //! nginx runs as a child of the test with its own generated config on loopback and is
 //! stopped by PID at the end (also when the test fails). Missing nginx fails the test under
@@ -20,6 +23,7 @@ use origin_discovery_testkit::stack::*;
 use origin_discovery_testkit::{eventually, metric, WAIT};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -99,7 +103,6 @@ http {{
     }}
     server {{
         listen 127.0.0.1:{fwd};
-        proxy_set_header X-Forwarded-For "";
         proxy_set_header Forwarded "for=$remote_addr;proto=http";
         {common}
     }}
@@ -137,11 +140,25 @@ async fn connect(src: [u8; 4], proxy: SocketAddr) -> TcpStream {
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 async fn websocket(src: [u8; 4], proxy: SocketAddr) -> Result<Ws, tungstenite::Error> {
+    websocket_with(src, proxy, &[]).await
+}
+
+/// A WebSocket subscription sending the extra request `headers`.
+async fn websocket_with(
+    src: [u8; 4],
+    proxy: SocketAddr,
+    headers: &[(&'static str, &str)],
+) -> Result<Ws, tungstenite::Error> {
     let stream = connect(src, proxy).await;
-    let url = format!("ws://{proxy}/v1/pools/demo/origin/watch");
+    let mut request = format!("ws://{proxy}/v1/pools/demo/origin/watch").into_client_request()?;
+    for (name, value) in headers {
+        request
+            .headers_mut()
+            .append(*name, value.parse().expect("a header value"));
+    }
     let config = WebSocketConfig::default().read_buffer_size(8 * 1024);
     let (mut ws, _) = tokio_tungstenite::client_async_with_config(
-        url,
+        request,
         MaybeTlsStream::Plain(stream),
         Some(config),
     )
@@ -154,7 +171,12 @@ async fn websocket(src: [u8; 4], proxy: SocketAddr) -> Result<Ws, tungstenite::E
 
 /// Sends `GET path` and reads until `until` appears (or the server closes); the bytes read.
 async fn get(s: &mut TcpStream, path: &str, until: &str) -> String {
-    let req = format!("GET {path} HTTP/1.1\r\nHost: discovery\r\nConnection: close\r\n\r\n");
+    get_with(s, path, "", until).await
+}
+
+/// [`get`] with `extra` header lines (each ending in `\r\n`).
+async fn get_with(s: &mut TcpStream, path: &str, extra: &str, until: &str) -> String {
+    let req = format!("GET {path} HTTP/1.1\r\nHost: discovery\r\n{extra}Connection: close\r\n\r\n");
     s.write_all(req.as_bytes()).await.unwrap();
     read_until(s, until).await
 }
@@ -208,7 +230,7 @@ async fn five_thousand_subscribers_from_many_addresses_pass_nginx_and_the_per_ip
     )
     .await;
     let api: SocketAddr = stack.api.trim_start_matches("http://").parse().unwrap();
-    let (nginx, xff, fwd) = start_nginx(&nginx_bin, api).await;
+    let (nginx, xff, _) = start_nginx(&nginx_bin, api).await;
     eventually("three ready origins", || async {
         let snap = stack.snapshot(&demo()).await;
         snap["origins"]
@@ -218,12 +240,11 @@ async fn five_thousand_subscribers_from_many_addresses_pass_nginx_and_the_per_ip
     .await;
     let revision = stack.snapshot(&demo()).await["revision"].as_u64().unwrap();
     let total = WEBSOCKETS + SSE + LONG_POLLS;
-    // Every address gets 20 WebSockets, 20 SSE streams and 10 long-polls; every fourth
-    // subscriber goes through the `Forwarded` server block.
+    // Every address gets 20 WebSockets, 20 SSE streams and 10 long-polls.
     let subs: Vec<Sub> = futures::stream::iter(0..total)
         .map(|i| async move {
             let src = client(i);
-            let proxy = if i % 4 == 3 { fwd } else { xff };
+            let proxy = xff;
             if i < WEBSOCKETS {
                 Sub::Ws(Box::new(websocket(src, proxy).await.expect("a websocket")))
             } else if i < WEBSOCKETS + SSE {
@@ -256,19 +277,23 @@ async fn five_thousand_subscribers_from_many_addresses_pass_nginx_and_the_per_ip
     })
     .await;
     let connected = started.elapsed();
-    // One more from a full address: 429 through the proxy, whatever the transport.
-    for proxy in [xff, fwd] {
-        match websocket(client(0), proxy).await {
-            Err(tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 429),
-            Err(e) => panic!("expected 429, got {e}"),
-            Ok(_) => panic!("a 51st WebSocket from one address was admitted"),
-        }
-        let mut s = connect(client(0), proxy).await;
-        let got = get(&mut s, "/v1/pools/demo/origin/events", "\r\n\r\n").await;
+    // One more from a full address: 429 through the proxy, whatever the transport, and
+    // whatever it claims in the headers nginx passes on (`Forwarded`) or appends to.
+    let forged = [
+        ("forwarded", "for=198.51.100.7"),
+        ("x-forwarded-for", "198.51.100.8"),
+    ];
+    let forged_lines = "Forwarded: for=198.51.100.7\r\nX-Forwarded-For: 198.51.100.8\r\n";
+    for headers in [&[][..], &forged[..]] {
+        expect_429(websocket_with(client(0), xff, headers).await);
+    }
+    for extra in ["", forged_lines] {
+        let mut s = connect(client(0), xff).await;
+        let got = get_with(&mut s, "/v1/pools/demo/origin/events", extra, "\r\n\r\n").await;
         assert!(got.starts_with("HTTP/1.1 429"), "{got}");
-        let mut s = connect(client(0), proxy).await;
+        let mut s = connect(client(0), xff).await;
         let path = format!("/v1/pools/demo/origin?revision={revision}&wait=60s");
-        let got = get(&mut s, &path, "too_many_subscribers").await;
+        let got = get_with(&mut s, &path, extra, "too_many_subscribers").await;
         assert!(got.starts_with("HTTP/1.1 429"), "{got}");
     }
     // A new address passes.
@@ -317,6 +342,51 @@ async fn five_thousand_subscribers_from_many_addresses_pass_nginx_and_the_per_ip
          {:?} after the start",
         started.elapsed()
     );
+    drop(nginx);
+    stack.shutdown().await;
+    behind_a_proxy_that_sets_forwarded(&nginx_bin).await;
+}
+
+/// The answer to a subscription beyond the per-IP limit must be 429.
+fn expect_429(ws: Result<Ws, tungstenite::Error>) {
+    match ws {
+        Err(tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 429),
+        Err(e) => panic!("expected 429, got {e}"),
+        Ok(_) => panic!("a subscription beyond the per-IP limit was admitted"),
+    }
+}
+
+/// With `--forwarded-header forwarded`, nginx's `Forwarded` names the client and a forged
+/// `X-Forwarded-For` is ignored: the limit still counts per real client.
+async fn behind_a_proxy_that_sets_forwarded(nginx_bin: &Path) {
+    let stack = start(
+        Duration::ZERO,
+        &[
+            "--trusted-proxies",
+            "127.0.0.1/32",
+            "--forwarded-header",
+            "forwarded",
+            "--max-subscribers-per-ip",
+            "2",
+        ],
+    )
+    .await;
+    let api: SocketAddr = stack.api.trim_start_matches("http://").parse().unwrap();
+    let (nginx, _, fwd) = start_nginx(nginx_bin, api).await;
+    let src = [127, 0, 3, 1];
+    let mut admitted = Vec::new();
+    for _ in 0..2 {
+        admitted.push(websocket(src, fwd).await.expect("within the limit"));
+    }
+    expect_429(websocket_with(src, fwd, &[("x-forwarded-for", "198.51.100.9")]).await);
+    admitted.push(
+        websocket([127, 0, 3, 2], fwd)
+            .await
+            .expect("another client passes"),
+    );
+    for mut ws in admitted {
+        let _ = ws.close(None).await;
+    }
     drop(nginx);
     stack.shutdown().await;
 }

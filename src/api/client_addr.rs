@@ -1,8 +1,11 @@
-//! The client's address behind trusted proxies (`--trusted-proxies`; docs/DESIGN.md,
-//! "Behind proxies, connection limits").
+//! The client's address behind trusted proxies (`--trusted-proxies`,
+//! `--forwarded-header`; docs/DESIGN.md, "Behind proxies, connection limits").
 //!
-//! Only when the socket peer is a trusted proxy are its forwarding headers believed:
-//! `Forwarded` (RFC 7239, its `for=` parameters) when present, else `X-Forwarded-For`.
+//! Only when the socket peer is a trusted proxy is its forwarding header believed, and only
+//! the one it is configured to set: `X-Forwarded-For` or `Forwarded` (RFC 7239, its `for=`
+//! parameters). The other header is ignored: proxies pass on what they do not set
+//! themselves (nginx passes a client's `Forwarded` through while it appends to
+//! `X-Forwarded-For`), so a client could otherwise name any address it likes.
 //! Walking the hops from the right (nearest) end, every trusted proxy is skipped and the
 //! first untrusted address is the client — a client cannot pick its own address by sending
 //! a forged header, since its proxy appends the real one. A hop that hides its address
@@ -18,7 +21,7 @@ use axum::http::request::Parts;
 use axum::http::HeaderMap;
 
 use super::ApiState;
-use crate::config::Cidr;
+use crate::config::{Cidr, ForwardedHeader};
 
 /// The client address of a request, as the subscriber limits and the logs use it.
 /// Extracting it never fails: without connection info (a router driven without a server)
@@ -42,10 +45,12 @@ impl FromRequestParts<ApiState> for ClientIp {
         let peer = ConnectInfo::<SocketAddr>::from_request_parts(parts, state)
             .await
             .map_or(IpAddr::from([0, 0, 0, 0]), |ConnectInfo(addr)| addr.ip());
+        let config = &state.config;
         Ok(Self(client_ip(
             peer,
             &parts.headers,
-            &state.config.trusted_proxies,
+            &config.trusted_proxies,
+            config.forwarded_header,
         )))
     }
 }
@@ -54,13 +59,18 @@ impl FromRequestParts<ApiState> for ClientIp {
 const MAX_HOPS: usize = 32;
 
 /// The client address for a request from socket peer `peer` (see the module docs).
-pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[Cidr]) -> IpAddr {
+pub fn client_ip(
+    peer: IpAddr,
+    headers: &HeaderMap,
+    trusted: &[Cidr],
+    header: ForwardedHeader,
+) -> IpAddr {
     let peer = peer.to_canonical();
     let is_trusted = |ip: IpAddr| trusted.iter().any(|c| c.contains(ip));
     if !is_trusted(peer) {
         return peer;
     }
-    let hops = forwarded_hops(headers);
+    let hops = forwarded_hops(headers, header);
     let mut client = peer;
     for hop in hops.iter().rev().take(MAX_HOPS) {
         match hop {
@@ -76,27 +86,25 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[Cidr]) -> IpAddr 
     client
 }
 
-/// The hops a request passed, oldest (leftmost) first; `None` for one that did not say
-/// its address.
-fn forwarded_hops(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
-    let forwarded: Vec<&str> = headers
-        .get_all("forwarded")
-        .iter()
-        .map(|v| v.to_str().unwrap_or("unknown"))
-        .collect();
-    if !forwarded.is_empty() {
-        return forwarded
-            .iter()
+/// The hops a request passed according to `header`, oldest (leftmost) first; `None` for
+/// one that did not say its address.
+fn forwarded_hops(headers: &HeaderMap, header: ForwardedHeader) -> Vec<Option<IpAddr>> {
+    let lines = |name| {
+        headers
+            .get_all(name)
+            .into_iter()
+            .map(|v| v.to_str().unwrap_or("unknown"))
+    };
+    match header {
+        ForwardedHeader::Forwarded => lines("forwarded")
             .flat_map(|v| split_outside_quotes(v, ','))
             .map(forwarded_for)
-            .collect();
+            .collect(),
+        ForwardedHeader::XForwardedFor => lines("x-forwarded-for")
+            .flat_map(|v| v.split(','))
+            .map(|hop| parse_node(hop.trim()))
+            .collect(),
     }
-    headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .flat_map(|v| v.to_str().unwrap_or("unknown").split(','))
-        .map(|hop| parse_node(hop.trim()))
-        .collect()
 }
 
 /// The `for=` node of one `Forwarded` element (`for=192.0.2.1;proto=https`).
@@ -159,6 +167,16 @@ mod tests {
         list.iter().map(|c| c.parse().unwrap()).collect()
     }
 
+    /// The client behind proxies that set `X-Forwarded-For`.
+    fn xff(peer: &str, h: &HeaderMap, trusted: &[Cidr]) -> IpAddr {
+        client_ip(ip(peer), h, trusted, ForwardedHeader::XForwardedFor)
+    }
+
+    /// The client behind proxies that set `Forwarded`.
+    fn fwd(peer: &str, h: &HeaderMap, trusted: &[Cidr]) -> IpAddr {
+        client_ip(ip(peer), h, trusted, ForwardedHeader::Forwarded)
+    }
+
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (name, value) in pairs {
@@ -170,9 +188,11 @@ mod tests {
     #[test]
     fn headers_from_an_untrusted_peer_are_ignored() {
         let h = headers(&[("x-forwarded-for", "1.2.3.4"), ("forwarded", "for=5.6.7.8")]);
-        assert_eq!(client_ip(ip("9.9.9.9"), &h, &[]), ip("9.9.9.9"));
+        assert_eq!(xff("9.9.9.9", &h, &[]), ip("9.9.9.9"));
+        assert_eq!(fwd("9.9.9.9", &h, &[]), ip("9.9.9.9"));
         let trusted = cidrs(&["10.0.0.0/8"]);
-        assert_eq!(client_ip(ip("9.9.9.9"), &h, &trusted), ip("9.9.9.9"));
+        assert_eq!(xff("9.9.9.9", &h, &trusted), ip("9.9.9.9"));
+        assert_eq!(fwd("9.9.9.9", &h, &trusted), ip("9.9.9.9"));
     }
 
     #[test]
@@ -180,63 +200,73 @@ mod tests {
         let trusted = cidrs(&["10.0.0.0/8"]);
         // A forged entry on the left is not believed: the proxy appended the real peer.
         let h = headers(&[("x-forwarded-for", "6.6.6.6, 203.0.113.9, 10.1.2.3")]);
-        assert_eq!(client_ip(ip("10.0.0.1"), &h, &trusted), ip("203.0.113.9"));
+        assert_eq!(xff("10.0.0.1", &h, &trusted), ip("203.0.113.9"));
         // Several header lines are one list, in order.
         let h = headers(&[
             ("x-forwarded-for", "6.6.6.6"),
             ("x-forwarded-for", "203.0.113.9"),
         ]);
-        assert_eq!(client_ip(ip("10.0.0.1"), &h, &trusted), ip("203.0.113.9"));
+        assert_eq!(xff("10.0.0.1", &h, &trusted), ip("203.0.113.9"));
         // No header: the proxy itself.
-        assert_eq!(
-            client_ip(ip("10.0.0.1"), &HeaderMap::new(), &trusted),
-            ip("10.0.0.1")
-        );
+        assert_eq!(xff("10.0.0.1", &HeaderMap::new(), &trusted), ip("10.0.0.1"));
         // All trusted: the leftmost.
         let h = headers(&[("x-forwarded-for", "10.9.9.9, 10.1.1.1")]);
-        assert_eq!(client_ip(ip("10.0.0.1"), &h, &trusted), ip("10.9.9.9"));
+        assert_eq!(xff("10.0.0.1", &h, &trusted), ip("10.9.9.9"));
     }
 
     #[test]
     fn an_undisclosed_hop_stops_at_the_proxy_that_reported_it() {
         let trusted = cidrs(&["10.0.0.0/8"]);
         let h = headers(&[("x-forwarded-for", "1.1.1.1, garbage, 10.1.1.1")]);
-        assert_eq!(client_ip(ip("10.0.0.1"), &h, &trusted), ip("10.1.1.1"));
+        assert_eq!(xff("10.0.0.1", &h, &trusted), ip("10.1.1.1"));
         let h = headers(&[("forwarded", "for=1.1.1.1, for=unknown")]);
-        assert_eq!(client_ip(ip("10.0.0.1"), &h, &trusted), ip("10.0.0.1"));
+        assert_eq!(fwd("10.0.0.1", &h, &trusted), ip("10.0.0.1"));
         let h = headers(&[("forwarded", "for=_hidden;proto=https")]);
-        assert_eq!(client_ip(ip("10.0.0.1"), &h, &trusted), ip("10.0.0.1"));
+        assert_eq!(fwd("10.0.0.1", &h, &trusted), ip("10.0.0.1"));
     }
 
     #[test]
-    fn forwarded_wins_over_x_forwarded_for_and_parses_rfc_7239_nodes() {
-        let trusted = cidrs(&["10.0.0.0/8", "fd00::/8"]);
+    fn only_the_configured_header_is_believed() {
+        let trusted = cidrs(&["10.0.0.0/8"]);
+        // nginx appends to X-Forwarded-For and passes the client's own Forwarded through:
+        // behind it, a forged Forwarded changes nothing, and the other way round.
         let h = headers(&[
-            ("x-forwarded-for", "7.7.7.7"),
-            (
-                "forwarded",
-                r#"for="[2001:db8:cafe::17]:4711";proto=https, For="10.2.2.2:80";by=10.0.0.1"#,
-            ),
+            ("forwarded", "for=6.6.6.6"),
+            ("x-forwarded-for", "203.0.113.9"),
         ]);
-        assert_eq!(
-            client_ip(ip("fd00::1"), &h, &trusted),
-            ip("2001:db8:cafe::17")
-        );
+        assert_eq!(xff("10.0.0.1", &h, &trusted), ip("203.0.113.9"));
+        let h = headers(&[
+            ("x-forwarded-for", "6.6.6.6"),
+            ("forwarded", "for=203.0.113.9"),
+        ]);
+        assert_eq!(fwd("10.0.0.1", &h, &trusted), ip("203.0.113.9"));
+        // Only the other header present: the proxy itself is the client.
+        let h = headers(&[("forwarded", "for=6.6.6.6")]);
+        assert_eq!(xff("10.0.0.1", &h, &trusted), ip("10.0.0.1"));
+        let h = headers(&[("x-forwarded-for", "6.6.6.6")]);
+        assert_eq!(fwd("10.0.0.1", &h, &trusted), ip("10.0.0.1"));
+    }
+
+    #[test]
+    fn forwarded_parses_rfc_7239_nodes() {
+        let trusted = cidrs(&["10.0.0.0/8", "fd00::/8"]);
+        let h = headers(&[(
+            "forwarded",
+            r#"for="[2001:db8:cafe::17]:4711";proto=https, For="10.2.2.2:80";by=10.0.0.1"#,
+        )]);
+        assert_eq!(fwd("fd00::1", &h, &trusted), ip("2001:db8:cafe::17"));
         let h = headers(&[("forwarded", "proto=http;for=192.0.2.60;by=203.0.113.43")]);
-        assert_eq!(client_ip(ip("10.0.0.1"), &h, &trusted), ip("192.0.2.60"));
+        assert_eq!(fwd("10.0.0.1", &h, &trusted), ip("192.0.2.60"));
         // A quoted comma does not split elements.
         let h = headers(&[("forwarded", r#"for=192.0.2.7;host="a,b", for=10.0.0.2"#)]);
-        assert_eq!(client_ip(ip("10.0.0.1"), &h, &trusted), ip("192.0.2.7"));
+        assert_eq!(fwd("10.0.0.1", &h, &trusted), ip("192.0.2.7"));
     }
 
     #[test]
     fn ipv4_mapped_peers_and_hops_count_as_ipv4() {
         let trusted = cidrs(&["127.0.0.0/8"]);
         let h = headers(&[("x-forwarded-for", "::ffff:198.51.100.4")]);
-        assert_eq!(
-            client_ip(ip("::ffff:127.0.0.1"), &h, &trusted),
-            ip("198.51.100.4")
-        );
+        assert_eq!(xff("::ffff:127.0.0.1", &h, &trusted), ip("198.51.100.4"));
     }
 
     #[test]
@@ -244,6 +274,6 @@ mod tests {
         let trusted = cidrs(&["10.0.0.0/8"]);
         let many = vec!["10.0.0.9"; 100].join(",");
         let h = headers(&[("x-forwarded-for", &format!("1.2.3.4,{many}"))]);
-        assert_eq!(client_ip(ip("10.0.0.1"), &h, &trusted), ip("10.0.0.9"));
+        assert_eq!(xff("10.0.0.1", &h, &trusted), ip("10.0.0.9"));
     }
 }

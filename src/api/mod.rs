@@ -56,6 +56,8 @@ pub struct ApiConfig {
     pub cors_allow_origins: Vec<String>,
     /// Proxies whose forwarding headers name the client (see [`client_addr`]).
     pub trusted_proxies: Vec<crate::config::Cidr>,
+    /// The one forwarding header those proxies set.
+    pub forwarded_header: crate::config::ForwardedHeader,
     /// How long a push write may wait for the client (default [`WRITE_TIMEOUT`]).
     pub write_timeout: Duration,
 }
@@ -66,6 +68,7 @@ impl Default for ApiConfig {
             heartbeat_interval: Duration::from_secs(5),
             cors_allow_origins: Vec::new(),
             trusted_proxies: Vec::new(),
+            forwarded_header: Default::default(),
             write_timeout: WRITE_TIMEOUT,
         }
     }

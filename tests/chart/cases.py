@@ -65,6 +65,7 @@ MATRIX: dict[str, dict[str, Any]] = {
         "maxSubscribers": 50000,
         "maxSubscribersPerIp": 200,
         "trustedProxies": ["10.0.0.0/8", "fd00::/8"],
+        "forwardedHeader": "forwarded",
         "maxConnections": 60000,
         "headerReadTimeout": "5s",
         "maxHeaderBytes": "32KiB",

@@ -103,6 +103,7 @@ def test_each_value_reaches_its_flag():
     assert args["probe-successes"] == ["2"]
     assert args["probe-panic-threshold"] == ["75"]
     assert args["trusted-proxies"] == ["10.0.0.0/8,fd00::/8"]
+    assert args["forwarded-header"] == ["forwarded"]
     assert args["max-connections"] == ["60000"]
     assert args["header-read-timeout"] == ["5s"]
     assert args["max-header-bytes"] == ["32KiB"]

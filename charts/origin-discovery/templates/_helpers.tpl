@@ -130,6 +130,7 @@ effective configuration; toYaml quotes whatever needs quoting (`*`, spaces, colo
 {{- with $v.trustedProxies }}
 {{- $args = append $args (printf "--trusted-proxies=%s" (join "," .)) }}
 {{- end }}
+{{- $args = append $args (printf "--forwarded-header=%s" $v.forwardedHeader) }}
 {{- $args = append $args (printf "--max-connections=%d" ($v.maxConnections | int64)) }}
 {{- $args = append $args (printf "--header-read-timeout=%s" $v.headerReadTimeout) }}
 {{- $args = append $args (printf "--max-header-bytes=%v" $v.maxHeaderBytes) }}
