@@ -21,7 +21,11 @@
 //! Slow consumers: a subscriber's queue is its socket buffer plus at most one frame's rest;
 //! one that falls behind skips to the latest state through its `Subscription`. A write the
 //! socket has not taken within the write timeout ends the session and drops the connection
-//! ([`SessionEnd::WriteFailed`]), so a dead client frees its slot in bounded time.
+//! ([`SessionEnd::WriteFailed`]). A client that vanished without a reset (dead node,
+//! pulled cable) on a quiet pool never fills its socket, so the socket also gets the write
+//! timeout as `TCP_USER_TIMEOUT`: the kernel drops the connection once sent data (a
+//! heartbeat at the latest) has gone unacknowledged that long, and the session ends. Either
+//! way a dead client frees its slot in bounded time.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -224,6 +228,18 @@ where
     Ok(())
 }
 
+/// Has the kernel drop `stream` once data sent on it stays unacknowledged for `after`
+/// (`TCP_USER_TIMEOUT`, Linux; see the module docs). A failure only costs that bound, so
+/// it is logged, not fatal.
+pub(crate) fn drop_when_unacknowledged(stream: &tokio::net::TcpStream, after: Duration) {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = socket2::SockRef::from(stream).set_tcp_user_timeout(Some(after)) {
+        tracing::debug!(error = %e, "TCP_USER_TIMEOUT not set on a push socket");
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (stream, after);
+}
+
 /// Who writes to a subscriber's socket now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Mode {
@@ -332,6 +348,7 @@ pub async fn run<T: Transport>(
     let push_latency = ctx.0.push_latency.get_or_create(&labels).clone();
     let resets = ctx.0.resets.get_or_create(&labels).clone();
     let channel = sub.channel().clone();
+    drop_when_unacknowledged(socket.stream(), ctx.0.write_timeout);
     let me = Arc::new(Subscriber {
         socket,
         slot: Mutex::new(Slot {
@@ -720,5 +737,28 @@ impl<T: Transport> Session<'_, T> {
             Ok(n) => self.reader.input_closing(&buf[..n]),
             Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_push_socket_is_dropped_once_sent_data_stays_unacknowledged_for_the_write_timeout() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (client, accepted) =
+            tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
+        let (_client, (server, _)) = (client.unwrap(), accepted.unwrap());
+        let timeout = || socket2::SockRef::from(&server).tcp_user_timeout().unwrap();
+        assert_eq!(
+            timeout(),
+            None,
+            "the kernel default: retransmit for ~15 min"
+        );
+        drop_when_unacknowledged(&server, Duration::from_secs(7));
+        assert_eq!(timeout(), Some(Duration::from_secs(7)));
     }
 }
