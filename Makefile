@@ -12,11 +12,12 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-# kubectl (Debian package `kubectl`, when missing) for the simulator's kubectl tests, and
+# kubectl (Debian package `kubernetes-client`, kubectl 1.20 on bookworm, when missing) for the
+# simulator's kubectl tests and tests/dev_binary.rs (both checked with 1.20 and 1.32), and
 # nginx (`nginx-light`) for tests/proxy_nginx.rs, which fail under CI=true without them.
 # Includes the 60 s soak (tests/soak.rs) and the nginx proxy test (~20 s).
 test-rust:
-	bash scripts/apt-install.sh kubectl=kubectl /usr/sbin/nginx=nginx-light
+	bash scripts/apt-install.sh kubectl=kubernetes-client /usr/sbin/nginx=nginx-light
 	cargo test --workspace --all-targets
 
 # The controller behind a real nginx alone: 5,000 subscribers from 100 client addresses.
