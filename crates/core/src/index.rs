@@ -177,6 +177,8 @@ struct PoolState {
     probes: HashMap<String, ProbeState>,
     /// How many entries of `probes` are down and still probe targets.
     probes_down: usize,
+    /// How many are failing ([`ProbeState::failing`]): what panic mode is decided on.
+    probes_failing: usize,
     /// Probe panic mode: too many of `probes` are down, so none is removed.
     probe_panic: bool,
     /// The panic mode last reported in a [`Commit`].
@@ -201,6 +203,21 @@ struct ProbeState {
     successes: u32,
     /// Taken out by probes (kept listed while the pool is in panic mode).
     down: bool,
+}
+
+impl ProbeState {
+    /// Down, or on its way there (its last probe failed), and a target. Panic mode counts
+    /// these, not only the down ones: when a whole pool fails at once, its origins reach
+    /// `--probe-failures` one by one (the schedules are jittered), and counting only the
+    /// down ones would remove the first half before the pool counts as failing.
+    fn failing(&self) -> bool {
+        self.active && (self.down || self.failures > 0)
+    }
+
+    /// Counted in `probes_down`.
+    fn counted_down(&self) -> bool {
+        self.active && self.down
+    }
 }
 
 #[derive(Debug, Default)]
@@ -373,6 +390,7 @@ impl Index {
                     announced: false,
                     probes: HashMap::new(),
                     probes_down: 0,
+                    probes_failing: 0,
                     probe_panic: false,
                     probe_panic_reported: false,
                     loads: HashMap::new(),
@@ -771,6 +789,7 @@ impl Index {
         }
         let state = pool.probes.get_mut(&target.id).expect("inserted above");
         let was_down = state.down;
+        let before = (state.counted_down(), state.failing());
         if result.healthy {
             state.failures = 0;
             state.successes = state.successes.saturating_add(1);
@@ -785,13 +804,8 @@ impl Index {
             }
         }
         let flipped = state.down != was_down;
-        if flipped {
-            if state.down {
-                pool.probes_down += 1;
-            } else {
-                pool.probes_down -= 1;
-            }
-        }
+        let after = (state.counted_down(), state.failing());
+        pool.recount(before, after);
         let mut ids = Vec::new();
         if flipped {
             ids.push(target.id.clone());
@@ -842,24 +856,18 @@ impl Index {
             let Some(state) = pool.probes.get_mut(id) else {
                 continue;
             };
-            let counted = state.down && state.active;
+            let before = (state.counted_down(), state.failing());
             match probe_endpoint(slices, &pool.info, id) {
                 Some((e, port))
                     if e.address == state.target.address && port == state.target.port =>
                 {
                     state.active = slice_verdict(e) != SliceVerdict::Absent;
-                    if state.down && state.active && !counted {
-                        pool.probes_down += 1;
-                    }
-                    if counted && !state.active {
-                        pool.probes_down -= 1;
-                    }
+                    let after = (state.counted_down(), state.failing());
+                    pool.recount(before, after);
                 }
                 _ => {
                     pool.probes.remove(id);
-                    if counted {
-                        pool.probes_down -= 1;
-                    }
+                    pool.recount(before, (false, false));
                 }
             }
         }
@@ -1205,14 +1213,28 @@ impl PoolState {
     fn clear_probes(&mut self) {
         self.probes.clear();
         self.probes_down = 0;
+        self.probes_failing = 0;
         self.probe_panic = false;
     }
 
-    /// Re-evaluates panic mode against the pool's `targets` (its live endpoints); when it
-    /// flips, returns the ids whose listing it changes (every origin that is down).
+    /// Moves one probe state's counts from `before` to `after` (counted down, failing).
+    fn recount(&mut self, before: (bool, bool), after: (bool, bool)) {
+        let step = |count: &mut usize, was: bool, is: bool| match (was, is) {
+            (false, true) => *count += 1,
+            (true, false) => *count -= 1,
+            _ => {}
+        };
+        step(&mut self.probes_down, before.0, after.0);
+        step(&mut self.probes_failing, before.1, after.1);
+    }
+
+    /// Re-evaluates panic mode against the pool's `targets` (its live endpoints): on when
+    /// more than `threshold` % of them (or all) are failing; when it flips, returns the ids
+    /// whose listing it changes (every origin that is down).
     fn refresh_panic(&mut self, threshold: u8, targets: usize) -> Vec<String> {
-        let down = self.probes_down;
-        let panic = down > 0 && (down >= targets || down * 100 > usize::from(threshold) * targets);
+        let failing = self.probes_failing;
+        let panic =
+            failing > 0 && (failing >= targets || failing * 100 > usize::from(threshold) * targets);
         if panic == self.probe_panic {
             return Vec::new();
         }

@@ -919,6 +919,40 @@ fn panic_threshold_keeps_the_pool_when_too_many_fail_at_once() {
 }
 
 #[test]
+fn a_pool_failing_all_at_once_loses_no_origin_even_as_they_go_down_one_by_one() {
+    // The probes of a pool cut off from the controller fail in jittered order: every origin
+    // fails once before the first reaches --probe-failures (2). Committing after every
+    // result, as the controller does, no removal may be published on the way into panic.
+    let mut clock = Clock::new();
+    let mut idx = probed(4, ProbePolicy::default(), &mut clock);
+    for i in 0..4 {
+        probe(&mut idx, &format!("origin-{i}"), true, &mut clock);
+    }
+    idx.commit(clock.tick());
+    for round in 0..3 {
+        for i in 0..4 {
+            probe(&mut idx, &format!("origin-{i}"), false, &mut clock);
+            let c = idx.commit(clock.tick());
+            assert!(
+                c.changes.is_empty() && c.probe_removed.is_empty(),
+                "round {round}, origin-{i}: {c:?}"
+            );
+            assert_eq!(ids(&idx).len(), 4);
+        }
+    }
+    assert!(idx.probe_panic(&pool()));
+    // One failing probe alone (a quarter of the pool) is no panic, and it is removed once
+    // it reaches --probe-failures.
+    let mut idx = probed(4, ProbePolicy::default(), &mut clock);
+    probe(&mut idx, "origin-0", false, &mut clock);
+    idx.commit(clock.tick());
+    assert!(!idx.probe_panic(&pool()));
+    probe(&mut idx, "origin-0", false, &mut clock);
+    let c = idx.commit(clock.tick());
+    assert_eq!(only_delta(&c).remove, vec!["origin-0".to_string()]);
+}
+
+#[test]
 fn a_single_probed_origin_is_never_removed_by_probes() {
     let mut clock = Clock::new();
     let policy = ProbePolicy {
