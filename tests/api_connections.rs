@@ -291,7 +291,10 @@ async fn waiting_long_polls_count_as_subscribers_and_get_429_beyond_the_per_ip_l
     assert!(String::from_utf8_lossy(&got).contains("too_many_subscribers"));
     // … and so is a WebSocket from it: one limit for every transport.
     let url = origin_discovery_testkit::client::watch_url(&stack.api, &demo(), None);
-    assert!(tokio_tungstenite::connect_async(&url).await.is_err());
+    match tokio_tungstenite::connect_async(&url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 429),
+        other => panic!("expected 429 for the WebSocket, got {other:?}"),
+    }
     // Another address is not affected.
     let mut other = long_poll_from([127, 0, 0, 2], api, revision).await;
     // A change answers every waiting long-poll and frees the slots.

@@ -1,5 +1,6 @@
-//! Connection limits for push subscribers (`--max-subscribers`, `--max-subscribers-per-ip`),
-//! enforced before a WebSocket upgrade or SSE response, released when the guard drops.
+//! Subscriber limits (`--max-subscribers`, `--max-subscribers-per-ip`) for WebSocket, SSE
+//! and waiting long-polls, enforced before the upgrade, the SSE response or the wait,
+//! released when the guard drops.
 
 use std::collections::HashMap;
 use std::net::IpAddr;

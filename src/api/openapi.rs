@@ -47,7 +47,12 @@ use origin_discovery_core::model::{Delta, Origin, OriginState, PoolId, Snapshot}
             EndpointSlice propagation: snapshots and long-polls, ranked reconnect targets, and \
             WebSocket / Server-Sent Events push (docs/DESIGN.md, \"Public API\"). Every error \
             is `{\"error\":{\"code\",\"message\"}}` (schema `Error`). Push message schemas: \
-            component `Message`, also as JSON Schema documents in docs/schemas/.",
+            component `Message`, also as JSON Schema documents in docs/schemas/. Any \
+            operation may also be answered by the connection limits before it is routed: \
+            503 `too_many_connections` (`Retry-After: 1`) when the port is at \
+            `--max-connections`, and 431 without a body when the request head exceeds \
+            `--max-header-bytes`; a head not sent within `--header-read-timeout` gets no \
+            answer (the connection is closed).",
         license(name = "Apache-2.0", identifier = "Apache-2.0")
     ),
     paths(
@@ -234,7 +239,8 @@ pub struct ErrorDetail {
 
 /// Error codes and their statuses: `bad_parameter` 400, `forbidden_origin` 403,
 /// `unknown_pool` 404, `not_found` 404, `method_not_allowed` 405, `upgrade_required` 426,
-/// `too_many_subscribers` 429, `not_synced` 503 (429 and 503 carry `Retry-After`).
+/// `too_many_subscribers` 429, `not_synced` 503, `too_many_connections` 503 (429 and 503
+/// carry `Retry-After`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
@@ -254,6 +260,9 @@ pub enum ErrorCode {
     TooManySubscribers,
     /// 503: the first full sync with the Kubernetes API has not completed.
     NotSynced,
+    /// 503: the public port is at `--max-connections`; sent on a new connection before its
+    /// request is read, whatever the request (`Connection: close`).
+    TooManyConnections,
 }
 
 impl ErrorCode {
@@ -268,6 +277,7 @@ impl ErrorCode {
             Self::UpgradeRequired => "upgrade_required",
             Self::TooManySubscribers => "too_many_subscribers",
             Self::NotSynced => "not_synced",
+            Self::TooManyConnections => "too_many_connections",
         }
     }
 }
@@ -331,7 +341,8 @@ pub struct PollHeaders {
 #[allow(dead_code)]
 pub struct PickQuery {
     /// Affinity key (e.g. the stream id): every client with the same key gets the same
-    /// order. 1 to 1024 bytes of UTF-8.
+    /// order. 1 to 1024 bytes of UTF-8: the server counts bytes, the schema's `maxLength`
+    /// characters, so a key of non-ASCII characters is refused (400) below 1024 of them.
     #[param(example = "stream-42", min_length = 1, max_length = 1024)]
     key: String,
     /// Preferred zone: origins in it rank first. Empty means none.
@@ -619,6 +630,20 @@ impl IntoResponses for SnapshotResponses {
                 ),
             ),
             ("404".into(), unknown_pool()),
+            (
+                "429".into(),
+                error(
+                    "A long-poll (`revision` and `wait`) counts as a subscriber: \
+                     `--max-subscribers` or `--max-subscribers-per-ip` reached \
+                     (`too_many_subscribers`). A plain snapshot is never refused.",
+                    vec![(
+                        "ip_full",
+                        ApiError::TooManySubscribers(
+                            "this client IP is at --max-subscribers-per-ip",
+                        ),
+                    )],
+                ),
+            ),
             ("503".into(), not_synced()),
         ])
     }
@@ -681,8 +706,10 @@ impl IntoResponses for WatchResponses {
                  revision in order, `stale` when the flag flips, a `heartbeat` after each idle \
                  `--heartbeat-interval`, and `removed` before closing with 1000 when the pool \
                  goes away. The only client message is `{\"type\":\"ping\"}` (answered with \
-                 `pong`); anything else closes with 1008, more than 1024 bytes with 1009. \
-                 Shutdown closes with 1001.",
+                 `pong`); anything else closes with 1008, more than 1024 bytes with 1009, a \
+                 frame RFC 6455 does not allow from a client (unmasked, reserved bits or \
+                 opcodes, a fragmented control frame) with 1002, text that is not UTF-8 \
+                 with 1007. Shutdown closes with 1001.",
             )
             .build();
         switching
@@ -736,7 +763,7 @@ impl IntoResponses for EventsResponses {
     fn responses() -> BTreeMap<String, RefOr<ApiResponse>> {
         let snapshot = Message::Snapshot(example_snapshot());
         let stream = format!(
-            "retry: 500\n\nid: 6f1c2a9e-42\ndata: {}\n\n: heartbeat 42\n\n",
+            "retry: 500\nid: 6f1c2a9e-42\ndata: {}\n\n: heartbeat 42\n\n",
             String::from_utf8_lossy(&snapshot.encode())
         );
         // OpenAPI 3.1 has no `itemSchema`: the schema of an event stream describes one event
@@ -1000,7 +1027,14 @@ mod tests {
             .iter()
             .map(|v| v.as_str().unwrap())
             .collect();
-        assert_eq!(documented.len(), errors.len());
+        // The routed errors, and the connection limit's refusal written by the server.
+        assert_eq!(documented.len(), errors.len() + 1);
+        let refusal = super::super::serve::REFUSAL_BODY;
+        let refusal: Value = serde_json::from_slice(refusal).unwrap();
+        assert_eq!(
+            refusal["error"]["code"],
+            ErrorCode::TooManyConnections.as_str()
+        );
         let statuses = [400, 404, 404, 405, 403, 429, 426, 503];
         for (e, status) in errors.into_iter().zip(statuses) {
             let expected = error_example(&e);

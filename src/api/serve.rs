@@ -165,13 +165,25 @@ impl From<Router> for App {
     }
 }
 
-const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
-content-type: application/json\r\n\
-retry-after: 1\r\n\
-connection: close\r\n\
-content-length: 92\r\n\
-\r\n\
-{\"error\":{\"code\":\"too_many_connections\",\"message\":\"the server is at its connection limit\"}}\n";
+/// The body of the answer beyond `max_connections` (documented with the API's errors).
+macro_rules! refusal_body {
+    () => {
+        "{\"error\":{\"code\":\"too_many_connections\",\"message\":\"the server is at its connection limit\"}}\n"
+    };
+}
+#[cfg(test)]
+pub(crate) const REFUSAL_BODY: &[u8] = refusal_body!().as_bytes();
+
+const REFUSAL: &[u8] = concat!(
+    "HTTP/1.1 503 Service Unavailable\r\n",
+    "content-type: application/json\r\n",
+    "retry-after: 1\r\n",
+    "connection: close\r\n",
+    "content-length: 92\r\n",
+    "\r\n",
+    refusal_body!()
+)
+.as_bytes();
 
 /// Serves `router` on `listener` until `shutdown`, then waits for the open connections to
 /// end (the caller bounds that wait).

@@ -40,7 +40,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
 
-use crate::metrics::{Metrics, ProbeResultLabels};
+use crate::metrics::{Metrics, PoolLabels, ProbeResultLabels};
 use crate::shared::Shared;
 use check::{HttpProbe, Outcome};
 use config::ProbeArgs;
@@ -246,6 +246,11 @@ impl Counters {
                 })
                 .clone()
         };
+        // The pool's panic gauge exists (at 0) from its first probe target on, so that "not
+        // in panic" is a series a query and an alert can see, not a missing one.
+        let _ = metrics.probe_panic.get_or_create(&PoolLabels {
+            pool: target.pool.to_string(),
+        });
         Self {
             healthy: get("healthy"),
             unhealthy: get("unhealthy"),

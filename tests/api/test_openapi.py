@@ -17,7 +17,7 @@ OPERATIONS = {
 }
 ERROR_CODES = {
     "bad_parameter", "forbidden_origin", "unknown_pool", "not_found", "method_not_allowed",
-    "upgrade_required", "too_many_subscribers", "not_synced",
+    "upgrade_required", "too_many_subscribers", "not_synced", "too_many_connections",
 }
 
 

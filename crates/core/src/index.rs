@@ -622,6 +622,11 @@ impl Index {
         let was_dead = health.dead();
         health.lease = None;
         health.lease_expired = true;
+        if health.ready.is_none() {
+            // No Node object seen: nothing but this entry would ever remove it, so it is
+            // remembered like a deleted node ([`DELETED_NODE_RETENTION`]), not forever.
+            health.deleted.get_or_insert(stamp.at);
+        }
         if !was_dead {
             self.mark_node(node, stamp);
         }

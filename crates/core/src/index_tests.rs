@@ -536,6 +536,19 @@ fn deleted_node_removes_its_origins_and_is_forgotten_after_the_retention() {
 }
 
 #[test]
+fn a_lease_deleted_without_a_node_is_forgotten_after_the_retention() {
+    let mut clock = Clock::new();
+    let mut idx = seeded(2, &mut clock);
+    idx.apply_lease("node-z", Some("t1".into()), clock.tick());
+    idx.delete_lease("node-z", clock.tick());
+    idx.delete_lease("node-y", clock.tick());
+    idx.tick(clock.advance(DELETED_NODE_RETENTION / 2));
+    assert!(idx.nodes.contains_key("node-z"));
+    idx.tick(clock.advance(DELETED_NODE_RETENTION));
+    assert!(idx.nodes.is_empty(), "lease churn must not grow the index");
+}
+
+#[test]
 fn a_relist_without_a_node_deletes_it() {
     let mut clock = Clock::new();
     let mut idx = seeded(1, &mut clock);
