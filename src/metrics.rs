@@ -87,7 +87,7 @@ pub struct Metrics {
     pub watch_events: Family<ResourceLabels, Counter>,
     /// `origin_discovery_stale`: 1 while pools are flagged stale.
     pub stale: Gauge,
-    /// `origin_discovery_slow_subscriber_resets_total{transport}`: snapshots sent to catch up.
+    /// `origin_discovery_subscriber_resets_total{transport}`: snapshots sent to catch up.
     pub resets: Family<TransportLabels, Counter>,
     /// `origin_discovery_rejected_subscribers_total{transport}`: refused by a connection limit.
     pub rejected: Family<TransportLabels, Counter>,

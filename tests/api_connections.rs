@@ -1,8 +1,9 @@
 //! Connection hygiene over real sockets (README "Limits"): half-sent requests are cut,
 //! oversized heads get 431, idle keep-alives close, `--max-connections` refuses with a
-//! JSON 503, long-polls count as subscribers, and an SSE client that stops reading loses
-//! its session and its connection after `--write-timeout`; every answer varies on
-//! `Origin`.
+//! JSON 503, long-polls count as subscribers, an SSE client that stops reading loses
+//! its session and its connection after `--write-timeout`, a WebSocket client that stops
+//! reading delays no one and is reset (one snapshot) when it reads again; every answer
+//! varies on `Origin`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -328,6 +329,82 @@ fn pool() -> PoolId {
     PoolId::new("demo", "big")
 }
 
+/// The public API served in process from `hub` (no simulator), with `write_timeout`.
+struct InProcess {
+    api: SocketAddr,
+    metrics: Metrics,
+    limiter: Arc<Limiter>,
+    shutdown: CancellationToken,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl InProcess {
+    fn start(hub: &Arc<Hub>, write_timeout: Duration) -> Self {
+        let metrics = Metrics::new();
+        let limiter = Limiter::new(10, 10);
+        let shutdown = CancellationToken::new();
+        let state = ApiState {
+            hub: hub.clone(),
+            metrics: metrics.clone(),
+            config: Arc::new(ApiConfig {
+                write_timeout,
+                ..ApiConfig::default()
+            }),
+            limiter: limiter.clone(),
+            shutdown: shutdown.clone(),
+            sessions: TaskTracker::new(),
+        };
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let api = listener.local_addr().unwrap();
+        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+        let config = ServeConfig {
+            port: "api",
+            header_read_timeout: Duration::from_secs(10),
+            max_header_bytes: 64 * 1024,
+            max_connections: 100,
+        };
+        let m = metrics.clone();
+        let server = tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move { serve(listener, router(state), config, &m, shutdown).await }
+        });
+        Self {
+            api,
+            metrics,
+            limiter,
+            shutdown,
+            server,
+        }
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(WAIT, self.server)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    }
+}
+
+/// A delta of `n` origins with long ids (~250 bytes each) at `revision`.
+fn big_delta(revision: u64, n: usize) -> PoolChange {
+    let upsert = (0..n)
+        .map(|i| origin(&format!("extra-{revision}-{i}-{}", "p".repeat(200))))
+        .collect();
+    PoolChange::Updated {
+        delta: Delta {
+            pool: pool(),
+            epoch: "e1".into(),
+            revision,
+            upsert,
+            remove: vec![],
+        },
+        received: std::time::Instant::now(),
+    }
+}
+
 /// A pool of `n` origins with long ids, so that a few snapshots fill the socket buffers.
 fn big_pool(hub: &Hub, n: usize) {
     let origins = (0..n)
@@ -345,33 +422,8 @@ async fn an_sse_client_that_stops_reading_loses_its_slot_and_connection_after_th
     let hub = Arc::new(Hub::new("e1", 8));
     big_pool(&hub, 5_000);
     hub.set_synced(true);
-    let metrics = Metrics::new();
-    let limiter = Limiter::new(10, 10);
-    let shutdown = CancellationToken::new();
-    let state = ApiState {
-        hub: hub.clone(),
-        metrics: metrics.clone(),
-        config: Arc::new(ApiConfig {
-            write_timeout: Duration::from_millis(500),
-            ..ApiConfig::default()
-        }),
-        limiter: limiter.clone(),
-        shutdown: shutdown.clone(),
-        sessions: TaskTracker::new(),
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let api = listener.local_addr().unwrap();
-    let config = ServeConfig {
-        port: "api",
-        header_read_timeout: Duration::from_secs(10),
-        max_header_bytes: 64 * 1024,
-        max_connections: 100,
-    };
-    let m = metrics.clone();
-    let server = tokio::spawn({
-        let shutdown = shutdown.clone();
-        async move { serve(listener, router(state), config, &m, shutdown).await }
-    });
+    let server = InProcess::start(&hub, Duration::from_millis(500));
+    let (metrics, limiter, api) = (server.metrics.clone(), server.limiter.clone(), server.api);
     // A client with a tiny receive buffer that reads the response head and then nothing.
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
@@ -395,19 +447,7 @@ async fn an_sse_client_that_stops_reading_loses_its_slot_and_connection_after_th
     let started = Instant::now();
     // ~250 KB per delta: the socket buffers fill after some tens of them (30 MB in all).
     for revision in 2..=120u64 {
-        let upsert = (0..1_000)
-            .map(|i| origin(&format!("extra-{revision}-{i}-{}", "p".repeat(200))))
-            .collect();
-        hub.apply(PoolChange::Updated {
-            delta: Delta {
-                pool: pool(),
-                epoch: "e1".into(),
-                revision,
-                upsert,
-                remove: vec![],
-            },
-            received: std::time::Instant::now(),
-        });
+        hub.apply(big_delta(revision, 1_000));
         tokio::time::sleep(Duration::from_millis(10)).await;
         if limiter.total() == 0 {
             break;
@@ -423,10 +463,76 @@ async fn an_sse_client_that_stops_reading_loses_its_slot_and_connection_after_th
         "{:?}",
         started.elapsed()
     );
-    shutdown.cancel();
-    tokio::time::timeout(WAIT, server)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_websocket_client_that_stops_reading_delays_no_one_and_is_reset_when_it_reads_again() {
+    let hub = Arc::new(Hub::new("e1", 8));
+    big_pool(&hub, 10);
+    hub.set_synced(true);
+    let server = InProcess::start(&hub, Duration::from_secs(30));
+    let url = format!("ws://{}/v1/pools/demo/big/watch", server.api);
+    // One client with a tiny receive window that stops reading after its snapshot.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(server.api).await.unwrap();
+    let (mut slow, _) = tokio_tungstenite::client_async(&url, stream).await.unwrap();
+    let (mut fast, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    assert!(next_text(&mut slow).await.contains("\"type\":\"snapshot\""));
+    assert!(next_text(&mut fast).await.contains("\"type\":\"snapshot\""));
+    // 40 deltas of ~250 KB (10 MB): far more than the slow socket's buffers hold. Each
+    // reaches the fast client while the slow one's socket stays full.
+    for revision in 2..=41u64 {
+        hub.apply(big_delta(revision, 1_000));
+        let text = next_text(&mut fast).await;
+        assert!(
+            text.contains(&format!("\"revision\":{revision},")),
+            "the reading client got revision {revision} next"
+        );
+    }
+    let resets = || {
+        metric(
+            &server.metrics.encode(),
+            "origin_discovery_subscriber_resets_total",
+            &["websocket"],
+        )
+    };
+    assert_eq!(resets(), 0.0);
+    // Reading again, the slow one gets the rest its socket held, then — far more than the
+    // 8-delta log behind — one fresh snapshot at the latest revision: one reset.
+    let caught_up = tokio::time::timeout(WAIT, async {
+        loop {
+            let text = next_text(&mut slow).await;
+            if text.contains("\"type\":\"snapshot\"") {
+                return text.contains("\"revision\":41,");
+            }
+        }
+    })
+    .await;
+    assert_eq!(
+        caught_up,
+        Ok(true),
+        "caught up by a snapshot of revision 41"
+    );
+    assert_eq!(resets(), 1.0);
+    server.stop().await;
+}
+
+/// The next text message of a WebSocket client (pings and the like skipped), within [`WAIT`].
+async fn next_text<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>) -> String
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use futures::StreamExt;
+    loop {
+        let message = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a message in time")
+            .expect("the connection is open")
+            .expect("a valid frame");
+        if let tokio_tungstenite::tungstenite::Message::Text(text) = message {
+            return text.to_string();
+        }
+    }
 }

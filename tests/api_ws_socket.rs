@@ -298,24 +298,3 @@ async fn sse_streams_the_same_messages_and_resumes_from_last_event_id() {
     assert!(text.contains("\"remove\":[\"origin-2\"]"), "{text}");
     stack.shutdown().await;
 }
-
-#[tokio::test]
-async fn a_subscriber_that_never_reads_does_not_delay_the_others() {
-    let stack = start(Duration::ZERO, &[]).await;
-    let url = watch_url(&stack.api, &demo(), None);
-    // Connected, never polled again.
-    let (_slow, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
-    let mut fast = ready3(&stack).await;
-    for round in 0..10 {
-        let pod = format!("origin-{}", round % 3);
-        stack.sim.crash_pod("demo", &pod).unwrap();
-        fast.wait_for(WAIT, |s| !s.origins.contains_key(&pod))
-            .await
-            .unwrap();
-        stack.sim.recover_pod("demo", &pod).unwrap();
-        fast.wait_for(WAIT, |s| s.origins.contains_key(&pod))
-            .await
-            .unwrap();
-    }
-    stack.shutdown().await;
-}
