@@ -203,7 +203,15 @@ struct ProbeState {
     successes: u32,
     /// Taken out by probes (kept listed while the pool is in panic mode).
     down: bool,
+    /// When its endpoint left every slice while down: the verdict is kept for
+    /// [`PROBE_VERDICT_RETENTION`], so an endpoint moving between slices (gone from one
+    /// before it is in the other) does not come back listed with its probes forgotten.
+    left: Option<Instant>,
 }
+
+/// How long a down probe verdict outlives its endpoint leaving every slice (see
+/// [`ProbeState`]'s `left`); [`Index::tick`] forgets it after that.
+pub const PROBE_VERDICT_RETENTION: Duration = Duration::from_secs(30);
 
 impl ProbeState {
     /// Down, or on its way there (its last probe failed), and a target. Panic mode counts
@@ -645,9 +653,18 @@ impl Index {
         }
     }
 
-    /// Re-evaluates lease expiry, forgets deleted nodes past their retention and publishes
-    /// load changes whose [`LOAD_HOLD`] is over; call periodically (every second).
+    /// Re-evaluates lease expiry, forgets deleted nodes and departed probe verdicts past
+    /// their retention and publishes load changes whose [`LOAD_HOLD`] is over; call
+    /// periodically (every second).
     pub fn tick(&mut self, stamp: Stamp) {
+        for pool in self.services.values_mut().filter_map(|e| e.pool.as_mut()) {
+            // Not counted (not targets), so nothing to recount.
+            pool.probes.retain(|_, p| {
+                p.left.is_none_or(|at| {
+                    stamp.at.saturating_duration_since(at) < PROBE_VERDICT_RETENTION
+                })
+            });
+        }
         let held: Vec<(PoolId, String)> = self
             .services
             .iter()
@@ -789,6 +806,7 @@ impl Index {
                     failures: 0,
                     successes: 0,
                     down: false,
+                    left: None,
                 },
             );
         }
@@ -843,8 +861,9 @@ impl Index {
         }
     }
 
-    /// Forgets the probe state of the `ids` whose endpoint left the slices or no longer
-    /// matches what was probed (another address or port), and notes which are targets.
+    /// Forgets the probe state of the `ids` whose endpoint no longer matches what was probed
+    /// (another address or port) or left the slices (a down verdict is kept for
+    /// [`PROBE_VERDICT_RETENTION`]), and notes which are targets.
     fn prune_probes(&mut self, service: &PoolId, ids: &[String], stamp: Stamp) {
         let threshold = self.probe_policy.panic_threshold;
         let Some(ServiceEntry {
@@ -867,8 +886,14 @@ impl Index {
                     if e.address == state.target.address && port == state.target.port =>
                 {
                     state.active = slice_verdict(e) != SliceVerdict::Absent;
+                    state.left = None;
                     let after = (state.counted_down(), state.failing());
                     pool.recount(before, after);
+                }
+                None if state.down => {
+                    state.active = false;
+                    state.left.get_or_insert(stamp.at);
+                    pool.recount(before, (false, false));
                 }
                 _ => {
                     pool.probes.remove(id);

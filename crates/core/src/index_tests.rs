@@ -985,7 +985,7 @@ fn a_single_probed_origin_is_never_removed_by_probes() {
 }
 
 #[test]
-fn probe_state_is_forgotten_when_the_endpoint_leaves_the_slices() {
+fn a_down_verdict_outlives_its_endpoint_leaving_the_slices_for_the_retention() {
     let mut clock = Clock::new();
     let mut idx = probed(3, ProbePolicy::default(), &mut clock);
     probe(&mut idx, "origin-2", false, &mut clock);
@@ -996,9 +996,25 @@ fn probe_state_is_forgotten_when_the_endpoint_leaves_the_slices() {
             .map(|i| ep(&format!("origin-{i}"), &format!("10.0.0.{i}")))
             .collect()
     };
+    // Out of the slice and back (an endpoint moving between slices): still down, not
+    // listed until its probes say so.
     idx.apply_slice(slice("origin-abc", eps(2)), clock.tick());
     idx.commit(clock.tick());
-    // Back in the slice (the same pod name): listed at once, no old probe verdict.
+    idx.apply_slice(slice("origin-abc", eps(3)), clock.tick());
+    assert!(idx.commit(clock.tick()).changes.is_empty());
+    assert!(!ids(&idx).contains(&"origin-2".to_string()));
+    probe(&mut idx, "origin-2", true, &mut clock);
+    let c = idx.commit(clock.tick());
+    assert_eq!(only_delta(&c).upsert[0].id, "origin-2");
+    // Down again, out of the slices for longer than the retention: forgotten, so back in
+    // the slice it is listed at once.
+    probe(&mut idx, "origin-2", false, &mut clock);
+    probe(&mut idx, "origin-2", false, &mut clock);
+    idx.commit(clock.tick());
+    idx.apply_slice(slice("origin-abc", eps(2)), clock.tick());
+    idx.commit(clock.tick());
+    idx.tick(clock.advance(PROBE_VERDICT_RETENTION / 2));
+    idx.tick(clock.advance(PROBE_VERDICT_RETENTION));
     idx.apply_slice(slice("origin-abc", eps(3)), clock.tick());
     let c = idx.commit(clock.tick());
     assert_eq!(only_delta(&c).upsert[0].id, "origin-2");
