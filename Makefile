@@ -11,6 +11,7 @@ test: lint test-rust test-chart test-observability test-api test-js test-browser
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	bash scripts/check-core-deps.sh
 
 # kubectl (Debian package `kubernetes-client`, kubectl 1.20 on bookworm, when missing) for the
 # simulator's kubectl tests and tests/dev_binary.rs (both checked with 1.20 and 1.32), and
