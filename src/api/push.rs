@@ -196,8 +196,11 @@ pub fn admit(
 ) -> Result<Permit, ApiError> {
     let labels = TransportLabels { transport };
     let gauge = state.metrics.subscribers.get_or_create(&labels).clone();
-    state.limiter.acquire(ip, gauge).inspect_err(|_| {
+    state.limiter.acquire(ip, gauge).inspect_err(|e| {
         state.metrics.rejected.get_or_create(&labels).inc();
+        // The address the limit counted (behind trusted proxies, the forwarded one); debug,
+        // since a flood of refusals must not become a flood of log lines.
+        tracing::debug!(client = %ip, transport, error = %e, "subscriber refused");
     })
 }
 

@@ -295,7 +295,7 @@ async fn connection(
     };
     if let Err(e) = result {
         // Header timeouts, oversized heads, clients that vanished: the client's problem.
-        tracing::debug!(client = %peer, error = %e, "connection ended with an error");
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
         return;
     }
     let parts = conn.into_parts();
