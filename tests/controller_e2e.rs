@@ -253,11 +253,15 @@ async fn relist_and_watch_restarts_with_unchanged_objects_publish_nothing() {
     let restarts = |m: &str| metric(m, "origin_discovery_watch_restarts_total", &[]);
     let before = restarts(&stack.metrics().await);
     // Dropped watches resume from their resourceVersion; the one that gets 410 Gone relists.
+    // Each round also waits for all three watches (services, endpointslices, pods) to be
+    // open again, so that no re-open of an earlier round lands in the next one.
     for n in 1..=3 {
+        let opened = stack.sim.watches_opened();
         stack.sim.faults().gone_next_watch();
         stack.sim.faults().drop_watches();
-        eventually("a relist", || async {
+        eventually("a relist, and every watch open again", || async {
             restarts(&stack.metrics().await) >= before + n as f64
+                && stack.sim.watches_opened() >= opened + 3
         })
         .await;
     }
