@@ -7,8 +7,8 @@
 //!   `--serve`), so their CPU is not counted: one port on 5,000 addresses 127.0.x.y (like
 //!   pods: one container port, many pod IPs), each a minimal keep-alive HTTP/1.1 responder
 //!   answering `200 OK` with `Origin-Load`.
-//! - The prober is the real one (`origin_discovery::probe::run`) on a multi-threaded tokio
-//!   runtime, reading its targets from a real index (one pool, slices of 100 endpoints) and
+//! - The prober is the real one (`origin_discovery::probe::Prober::start`, on the thread and
+//!   single-threaded runtime of its own it runs on in the controller), reading its targets from a real index (one pool, slices of 100 endpoints) and
 //!   applying every result to it; only the Kubernetes side is absent.
 //! - After a warm-up (every target probed and connected), CPU is `utime + stime` of this
 //!   process over the measured window, RSS is `VmRSS` at its end; the open descriptors show

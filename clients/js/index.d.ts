@@ -222,9 +222,10 @@ export interface OpenContext<S = any> {
 export type FailoverReason = 'closed' | 'error' | 'timeout' | 'draining' | 'removed';
 
 /**
- * Rebalancing (README, "Rebalancing"): move a healthy connection to the first-ranked origin when
- * it beats the current one by `margin`, make-before-break, at a random moment so that a pool's
- * clients together move at most `rate` of themselves per second.
+ * Rebalancing (clients/js/README.md, "Rebalancing"): move a healthy connection to the
+ * first-ranked origin when it beats the current one by `margin`, make-before-break, at a random
+ * moment so that a pool's clients together move about `rate` of themselves per second at most
+ * (a statistical bound: clients do not coordinate).
  */
 export interface RebalanceOptions {
   /**

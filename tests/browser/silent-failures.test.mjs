@@ -42,7 +42,7 @@
 //    killed in the simulator at t0 (`POST /sim/v1/nodes/{name}/kill`: its Lease is no longer
 //    renewed; with --node-signals the controller would act after the 20 s lease grace,
 //    Kubernetes after 40 s). Time = first echo from another origin − t0. origin-discovery:
-//    p95 ≤ 2 s (asserted; at most interval × failures + timeout ≈ 1.3 s of it is detection),
+//    p95 ≤ 2 s (asserted; at most 1 s of it is detection: a probe within the interval, its timeout, the re-check half an interval later and its timeout),
 //    and every victim's pod still Ready when its page moved (checked: only the probe knew).
 //    Baseline: measured, capped at 15 s. Then the frozen processes are killed, their pods
 //    deleted, the node revived.

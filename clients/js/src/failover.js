@@ -29,7 +29,7 @@
 //   before moving and re-checks then, so however many clients want to move at the same
 //   moment, the expected number that move in any one second is at most 2/3 of `rate` × the
 //   pool's clients, and the actual number stays below `rate` × clients but for a vanishing
-//   chance (the bound and its conditions: README, "Rebalancing"). A rebalance is optional:
+//   chance (the bound and its conditions: clients/js/README.md, "Rebalancing"). A rebalance is optional:
 //   if its target does not open, the current connection simply stays.
 
 import { backoffDelay, backoffOptions, onOnline, timerFunctions } from './backoff.js';
@@ -45,7 +45,7 @@ export const DEFAULT_CONNECT_TIMEOUT = 5_000;
 /**
  * A client that wants to move waits uniformly in [0, REBALANCE_HEADROOM / rate) s, so the
  * expected aggregate is at most rate / REBALANCE_HEADROOM of the clients per second: the
- * headroom keeps the actual count in a second below `rate` × clients (README, "Rebalancing").
+ * headroom keeps the actual count in a second below `rate` × clients (clients/js/README.md, "Rebalancing").
  */
 export const REBALANCE_HEADROOM = 1.5;
 
