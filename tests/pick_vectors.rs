@@ -21,6 +21,8 @@ const WEIGHTED_PATH: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/pick_vectors_weighted.json"
 );
+/// Base-36 digits: one per origin index in the weighted file's rankings.
+const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
 /// Keys per weighted pool: `stream-0` … `stream-199`, then [`SPECIAL_KEYS`].
 const KEYS_PER_POOL: usize = 200;
 const POOLS: usize = 50;
@@ -262,7 +264,6 @@ fn origin_spec(o: &Origin) -> Value {
 }
 
 fn generate_weighted() -> Value {
-    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
     let pools: Vec<Value> = weighted_pools()
         .iter()
         .map(|pool| {
@@ -394,4 +395,100 @@ fn weighted_vectors_exercise_weights_loads_and_reorder_plain_rankings() {
         differ * 5 > total,
         "{differ} of {total} first choices differ"
     );
+}
+
+/// `/pick` itself, over HTTP (the router in process), returns the weighted vectors' rankings:
+/// the vectors pin `rank`, this pins the handler that serves it (query decoding, `zone`,
+/// `exclude`, `count`, the weights and loads of the pool as the hub holds it). Every 5th
+/// pool, every 4th key and the non-empty special keys (`/pick` refuses an empty key).
+#[tokio::test]
+async fn the_pick_endpoint_serves_the_weighted_vectors() {
+    use axum::body::Body;
+    use axum::extract::connect_info::MockConnectInfo;
+    use axum::http::{Request, StatusCode};
+    use http_body_util::BodyExt;
+    use origin_discovery::api::limits::Limiter;
+    use origin_discovery::api::{router, ApiConfig, ApiState};
+    use origin_discovery::metrics::Metrics;
+    use origin_discovery_core::hub::Hub;
+    use origin_discovery_core::model::{PoolChange, PoolId};
+    use std::sync::Arc;
+    use tower::ServiceExt;
+
+    let committed: Value =
+        serde_json::from_str(&std::fs::read_to_string(WEIGHTED_PATH).unwrap()).unwrap();
+    let mut checked = 0;
+    for (p, pool) in weighted_pools().into_iter().enumerate().step_by(5) {
+        let hub = Arc::new(Hub::new("e1", 8));
+        let id = PoolId::new("vectors", format!("pool-{p}"));
+        hub.apply(PoolChange::Added {
+            pool: id.clone(),
+            revision: 1,
+            origins: pool.origins.clone(),
+        });
+        hub.set_synced(true);
+        let state = ApiState {
+            hub,
+            metrics: Metrics::new(),
+            config: Arc::new(ApiConfig::default()),
+            limiter: Limiter::new(10, 10),
+            shutdown: tokio_util::sync::CancellationToken::new(),
+            sessions: tokio_util::task::TaskTracker::new(),
+        };
+        let app = router(state).layer(MockConnectInfo(std::net::SocketAddr::from((
+            [127, 0, 0, 1],
+            40000,
+        ))));
+        let expected = committed["pools"][p]["expected"].as_array().unwrap();
+        let keys = (0..KEYS_PER_POOL)
+            .map(|j| format!("stream-{j}"))
+            .chain(SPECIAL_KEYS.iter().map(|k| k.to_string()));
+        for (j, key) in keys.enumerate() {
+            if key.is_empty() || (j < KEYS_PER_POOL && j % 4 != 0) {
+                continue;
+            }
+            let want: Vec<&str> = expected[j]
+                .as_str()
+                .unwrap()
+                .bytes()
+                .map(|c| {
+                    let i = DIGITS.iter().position(|d| *d == c).unwrap();
+                    pool.origins[i].id.as_str()
+                })
+                .collect();
+            let encode =
+                |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+            let mut uri = format!(
+                "/v1/pools/{}/{}/pick?key={}&count={}",
+                id.namespace,
+                id.name,
+                encode(&key),
+                pool.origins.len()
+            );
+            if let Some(zone) = pool.zone {
+                uri.push_str(&format!("&zone={zone}"));
+            }
+            if !pool.exclude.is_empty() {
+                uri.push_str(&format!("&exclude={}", encode(&pool.exclude.join(","))));
+            }
+            let resp = app
+                .clone()
+                .oneshot(Request::get(uri.as_str()).body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), StatusCode::OK, "{uri}");
+            let body: Value =
+                serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes())
+                    .unwrap();
+            let got: Vec<&str> = body["targets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["id"].as_str().unwrap())
+                .collect();
+            assert_eq!(got, want, "pool {p}, key {key:?}: {uri}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 500, "{checked} cases over HTTP");
 }
