@@ -686,3 +686,54 @@ async fn a_held_load_change_is_published_once_its_hold_is_over_without_node_sign
     );
     stack.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_weight_annotation_reaches_the_snapshot_and_the_pick_ranking() {
+    let stack = start(Duration::ZERO, &[]).await;
+    stack
+        .sim
+        .create(&pod(
+            "heavy",
+            json!({"app": "origin"}),
+            json!({"origin-discovery.io/weight": "9"}),
+        ))
+        .unwrap();
+    let weight_of = |s: &serde_json::Value, id: &str| {
+        s.as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["id"] == id)
+            .map(|o| o["weight"].clone())
+    };
+    eventually("the weighted origin is listed with its weight", || async {
+        let snapshot = stack.snapshot(&demo()).await;
+        weight_of(&snapshot["origins"], "heavy") == Some(json!(9))
+            && snapshot["origins"].as_array().unwrap().len() == 4
+    })
+    .await;
+    // Weight 9 against three of weight 1 (omitted from JSON): it ranks first for most keys.
+    let mut first = 0;
+    for k in 0..200 {
+        let (status, body) = stack
+            .get(&format!(
+                "/v1/pools/demo/origin/pick?key=stream-{k}&count=4"
+            ))
+            .await;
+        assert_eq!(status, 200);
+        let targets = &body["targets"];
+        assert_eq!(weight_of(targets, "heavy"), Some(json!(9)));
+        assert_eq!(
+            weight_of(targets, "origin-0"),
+            Some(serde_json::Value::Null)
+        );
+        if targets[0]["id"] == "heavy" {
+            first += 1;
+        }
+    }
+    // Its share is 9/12 in expectation: 150 of 200 keys, far from the 50 of equal weights.
+    assert!(
+        (120..=180).contains(&first),
+        "first for {first} of 200 keys"
+    );
+    stack.shutdown().await;
+}
