@@ -400,6 +400,7 @@ fn big_delta(revision: u64, n: usize) -> PoolChange {
             revision,
             upsert,
             remove: vec![],
+            received: None,
         },
         received: std::time::Instant::now(),
     }

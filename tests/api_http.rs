@@ -93,6 +93,7 @@ fn push_delta(hub: &Hub, revision: u64) {
             revision,
             upsert: vec![],
             remove: vec!["origin-1".into()],
+            received: None,
         },
         received: Instant::now(),
     });

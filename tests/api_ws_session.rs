@@ -125,6 +125,7 @@ fn push(hub: &Hub, revision: u64) {
             revision,
             upsert: vec![origin(&format!("o{revision}"))],
             remove: vec![],
+            received: None,
         },
         received: Instant::now(),
     });

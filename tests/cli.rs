@@ -298,6 +298,21 @@ fn watch_prints_each_change_as_it_arrives_with_revision_and_lag_and_exits_3_on_r
     assert_eq!(origin0["state"], "draining");
     println!("watch: the delete reached the CLI {lag} ms after the controller saw it");
 
+    // A crash: origin-1 removed, a delta with nothing upserted, dated all the same.
+    let crash = format!("{}/sim/v1/namespaces/demo/pods/origin-1/crash", dev.sim);
+    assert_eq!(request("POST", &crash).0, 200);
+    let line: Value = loop {
+        let line: Value = serde_json::from_str(&next_line(&rx, "the crash's delta")).unwrap();
+        let removes_it = line["message"]["remove"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|id| id == "origin-1"));
+        if removes_it {
+            break line;
+        }
+    };
+    let lag = line["lag_ms"].as_i64().expect("a removal has a lag");
+    assert!((0..2_000).contains(&lag), "removal lag {lag} ms");
+
     // The Service goes away: one `removed` line, then exit 3.
     let service = format!("{}/api/v1/namespaces/demo/services/origin", dev.sim);
     assert_eq!(request("DELETE", &service).0, 200);

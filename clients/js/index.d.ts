@@ -26,6 +26,77 @@ export interface Origin {
   readonly load?: number;
 }
 
+// ---- Push messages (server → client), as in docs/schemas/message.json; checked against it
+// by tests/api/test_messages.py. Fields a client does not know must be ignored. ----
+
+/** The full list: the first message of a fresh subscription, or a reset after a gap. */
+export interface SnapshotMessage {
+  readonly type: 'snapshot';
+  /** `namespace/service`. */
+  readonly pool: string;
+  /** Random id of the controller process; revisions compare only within one epoch. */
+  readonly epoch: string;
+  readonly revision: number;
+  /** The apiserver has been unreachable longer than `--stale-after`. */
+  readonly stale: boolean;
+  /** Sorted by id. */
+  readonly origins: readonly Origin[];
+}
+
+/** One revision's change (`revision` = previous + 1). */
+export interface DeltaMessage {
+  readonly type: 'delta';
+  readonly pool: string;
+  readonly epoch: string;
+  readonly revision: number;
+  /** Origins added or changed (full objects), sorted by id. */
+  readonly upsert: readonly Origin[];
+  /** Ids of origins that left, sorted. */
+  readonly remove: readonly string[];
+  /**
+   * RFC 3339 (ms, UTC): when the controller received the signal that triggered this
+   * revision; absent when unknown.
+   */
+  readonly received?: string;
+}
+
+/** Liveness for clients that cannot see ping frames. */
+export interface HeartbeatMessage {
+  readonly type: 'heartbeat';
+  readonly revision: number;
+}
+
+/** The stale flag changed; the list did not. */
+export interface StaleMessage {
+  readonly type: 'stale';
+  readonly pool: string;
+  readonly epoch: string;
+  readonly revision: number;
+  readonly stale: boolean;
+}
+
+/** The pool disappeared; the server then closes. */
+export interface RemovedMessage {
+  readonly type: 'removed';
+  readonly pool: string;
+  readonly epoch: string;
+  readonly revision: number;
+}
+
+/** The answer to a client `{"type":"ping"}`. */
+export interface PongMessage {
+  readonly type: 'pong';
+  readonly revision: number;
+}
+
+export type Message =
+  | SnapshotMessage
+  | DeltaMessage
+  | HeartbeatMessage
+  | StaleMessage
+  | RemovedMessage
+  | PongMessage;
+
 export interface RankOptions {
   /** Origins in this zone rank first. */
   zone?: string | null;
@@ -142,7 +213,7 @@ export interface ChangeDetail {
   epoch: string | null;
   revision: number | null;
   /** The raw server message. */
-  message: any;
+  message: SnapshotMessage | DeltaMessage | RemovedMessage;
   /** `timers.now()` when the frame arrived. */
   receivedAt: number;
 }
@@ -173,7 +244,7 @@ export interface OriginDiscoveryEventMap {
   connect: { url: string };
   disconnect: DisconnectDetail;
   removed: { pool: string };
-  message: { message: any; receivedAt: number };
+  message: { message: Message; receivedAt: number };
 }
 
 /** Live origin list of one pool, kept current over `…/watch`. Connects on construction. */

@@ -1,13 +1,14 @@
 //! `watch NS/SVC`: one line per change of a pool as it arrives over the WebSocket API.
 //!
 //! Each line carries the revision and the **lag**: how long after the triggering event the
-//! change reached this terminal. Delta frames carry no event time, but every upserted
-//! origin's `since` is the controller's wall-clock time of the watch event that put it in its
-//! current state, so lag = local receive time − the newest `since` among the delta's upserts.
-//! It is `-` for snapshots, `stale` flips and deltas that only remove origins (nothing dates
-//! them), and it is only as exact as the two clocks agree (on the same host: exact; across
-//! hosts: NTP skew adds in, and can even make it negative). An upsert that changed another
-//! field than the state keeps its old `since`, so its lag is an upper bound.
+//! change reached this terminal. A delta's `received` is the controller's wall-clock time of
+//! the signal that triggered it (watch event or probe result), so lag = local receive time −
+//! `received`, removals included. From a server that does not send `received`, the newest
+//! `since` among the delta's upserts stands in (an upper bound when an upsert changed another
+//! field than the state, and nothing for a delta that only removes). It is `-` for
+//! snapshots, `stale` flips and undated deltas, and it is only as exact as the two clocks
+//! agree (on the same host: exact; across hosts: NTP skew adds in, and can even make it
+//! negative).
 //!
 //! Heartbeats are not printed (they are not changes) but keep the session alive; when
 //! nothing arrives for [`PING_AFTER`] the CLI sends `{"type":"ping"}`, and gives up after
@@ -259,13 +260,12 @@ fn details(o: &Origin) -> String {
     )
 }
 
-/// Receive time minus the newest `since` among the upserts (see the module docs).
+/// Receive time minus the delta's `received`, else minus the newest `since` among its
+/// upserts (see the module docs).
 pub fn lag(delta: &Delta, received: DateTime<Utc>) -> Option<chrono::Duration> {
     delta
-        .upsert
-        .iter()
-        .map(|o| o.since)
-        .max()
+        .received
+        .or_else(|| delta.upsert.iter().map(|o| o.since).max())
         .map(|t| received - t)
 }
 
@@ -330,6 +330,7 @@ mod tests {
                 origin("c", OriginState::Ready, "2026-11-22T12:00:09.500Z"),
             ],
             remove: vec!["b".into()],
+            received: None,
         });
         let line = view.line(&delta, t, Output::Table).unwrap();
         assert_eq!(
@@ -344,6 +345,17 @@ mod tests {
         assert!(view
             .line(&Message::Heartbeat { revision: 8 }, t, Output::Table)
             .is_none());
+        // A removal dated by the server's `received`: its lag too.
+        let removal = Message::Delta(Delta {
+            pool: PoolId::new("demo", "origin"),
+            epoch: "e".into(),
+            revision: 9,
+            upsert: vec![],
+            remove: vec!["a".into()],
+            received: Some(at("2026-11-22T12:00:09.960Z")),
+        });
+        let line = view.line(&removal, t, Output::Table).unwrap();
+        assert_eq!(line, "12:00:10.000   9          40ms      -a\n");
     }
 
     #[test]

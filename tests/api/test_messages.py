@@ -88,6 +88,11 @@ def ts_interface(source: str, name: str) -> dict:
 
 
 def ts_matches(ts: str, schema: dict, defs: dict) -> bool:
+    ts = re.sub(r"^readonly\s+", "", ts.strip())
+    if ts.endswith("[]"):
+        return schema.get("type") == "array" and ts_matches(ts[:-2], schema["items"], defs)
+    if re.fullmatch(r"[A-Z]\w*", ts):
+        return schema.get("$ref", "").rsplit("/", 1)[-1] == ts
     if "$ref" in schema:
         schema = defs[schema["$ref"].rsplit("/", 1)[1]]
     literals = re.findall(r"'([^']*)'", ts)
@@ -111,3 +116,39 @@ def test_the_js_client_declares_origin_like_the_schema(message_schemas):
     for field, (optional, ts) in fields.items():
         assert optional == (field not in schema.get("required", [])), field
         assert ts_matches(ts, schema["properties"][field], defs), (field, ts)
+
+
+def message_kinds(message_schema: dict) -> dict:
+    """`oneOf` of message.json → kind (`"delta"`) → (properties, required)."""
+    defs = message_schema["$defs"]
+    kinds = {}
+    for variant in message_schema["oneOf"]:
+        parts = variant.get("allOf", [variant])
+        properties, required = {}, set()
+        for part in parts:
+            if "$ref" in part:
+                part = defs[part["$ref"].rsplit("/", 1)[1]]
+            properties.update(part.get("properties", {}))
+            required.update(part.get("required", []))
+        kind = properties["type"]["enum"][0]
+        kinds[kind] = (properties, required)
+    return kinds
+
+
+def test_the_js_client_declares_every_message_like_the_schema(message_schemas):
+    schema = message_schemas["message.json"]
+    defs = schema["$defs"]
+    source = (servers.ROOT / "clients/js/index.d.ts").read_text()
+    kinds = message_kinds(schema)
+    assert set(kinds) == {"snapshot", "delta", "heartbeat", "stale", "removed", "pong"}
+    union = re.search(r"export type Message =([^;]+);", source)
+    assert union, "index.d.ts declares no `Message` union"
+    declared = {name.strip() for name in union.group(1).split("|") if name.strip()}
+    assert declared == {f"{k.capitalize()}Message" for k in kinds}, declared
+    for kind, (properties, required) in kinds.items():
+        name = f"{kind.capitalize()}Message"
+        fields = ts_interface(source, name)
+        assert set(fields) == set(properties), (name, set(fields) ^ set(properties))
+        for field, (optional, ts) in fields.items():
+            assert optional == (field not in required), (name, field)
+            assert ts_matches(ts, properties[field], defs), (name, field, ts)

@@ -29,6 +29,7 @@ fn push(hub: &Hub, revision: u64, upsert: Vec<Origin>, remove: Vec<&str>) {
             revision,
             upsert,
             remove: remove.into_iter().map(Into::into).collect(),
+            received: None,
         },
         received: Instant::now(),
     });

@@ -312,7 +312,8 @@ fn nearest_step(s: LoadSample) -> Load {
 struct Dirty {
     all: bool,
     ids: HashSet<String>,
-    first_received: Option<Instant>,
+    /// The earliest signal among those this pool's next revision reflects.
+    first_received: Option<Stamp>,
 }
 
 /// How long a deleted node is remembered as dead. Long enough for its pods to be deleted
@@ -921,7 +922,8 @@ impl Index {
                 continue;
             };
             let Some(pool) = &entry.pool else { continue };
-            let received = dirty.first_received.unwrap_or(stamp.at);
+            let trigger = dirty.first_received.unwrap_or(stamp);
+            let received = trigger.at;
             let ids: Vec<String> = if dirty.all {
                 let mut all: HashSet<String> = pool.published.keys().cloned().collect();
                 all.extend(
@@ -1034,6 +1036,7 @@ impl Index {
                     revision: pool.revision,
                     upsert,
                     remove,
+                    received: Some(trigger.wall),
                 },
                 received,
             });
@@ -1139,13 +1142,13 @@ impl Index {
             return;
         }
         let d = self.dirty.entry(service.clone()).or_default();
-        d.first_received.get_or_insert(stamp.at);
+        d.first_received.get_or_insert(stamp);
         d.ids.extend(ids);
     }
 
     fn mark_all(&mut self, service: &PoolId, stamp: Stamp) {
         let d = self.dirty.entry(service.clone()).or_default();
-        d.first_received.get_or_insert(stamp.at);
+        d.first_received.get_or_insert(stamp);
         d.all = true;
     }
 

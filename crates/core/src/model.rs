@@ -259,6 +259,17 @@ pub struct Delta {
     pub upsert: Vec<Origin>,
     /// Ids of origins that left the pool, sorted.
     pub remove: Vec<String>,
+    /// When the controller received the signal that triggered this revision (a watch event
+    /// or a probe result; its wall clock, millisecond precision, UTC): what the delta's lag is
+    /// measured from, removals included (docs/DESIGN.md, "WebSocket messages"). Omitted when
+    /// unknown.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "millis_rfc3339_opt"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime, example = "2026-11-22T01:02:03.456Z"))]
+    pub received: Option<DateTime<Utc>>,
 }
 
 impl Delta {
@@ -311,6 +322,29 @@ pub mod millis_rfc3339 {
         DateTime::parse_from_rfc3339(&s)
             .map(|t| t.with_timezone(&Utc))
             .map_err(serde::de::Error::custom)
+    }
+}
+
+/// [`millis_rfc3339`] for an optional timestamp (`None` is skipped by the field's
+/// `skip_serializing_if`).
+pub mod millis_rfc3339_opt {
+    use super::*;
+
+    /// Serializer half.
+    pub fn serialize<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => millis_rfc3339::serialize(t, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// Deserializer half.
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<DateTime<Utc>>, D::Error> {
+        #[derive(Deserialize)]
+        struct Wrapped(#[serde(with = "millis_rfc3339")] DateTime<Utc>);
+        Ok(Option::<Wrapped>::deserialize(d)?.map(|Wrapped(t)| t))
     }
 }
 
