@@ -148,14 +148,14 @@ test('ids compare in code-point order (as the server sorts)', () => {
   assert.equal(compareIds('x', 'x'), 0);
 });
 
-test('ranking 1000 origins stays fast', () => {
+test('ranking 1000 origins for a few targets gives the head of the full ranking', () => {
+  // (Speed is not asserted here: timed unit tests measure the machine. The ranking is one
+  // hash per origin and a partial selection, as in crates/core/src/pick.rs.)
   const os = Array.from({ length: 1000 }, (_, i) => origin(`origin-${i}-7d9f8c6b5-x2x8k`));
-  // best of several runs: a loaded machine slows some of them, not the algorithm
-  let best = Infinity;
   for (let run = 0; run < 8; run++) {
-    const t0 = performance.now();
-    rank(os, `stream-${run}`, { count: 3 });
-    best = Math.min(best, performance.now() - t0);
+    const full = rank(os, `stream-${run}`, { count: Infinity }).map((o) => o.id);
+    assert.equal(full.length, 1000);
+    assert.equal(new Set(full).size, 1000);
+    assert.deepEqual(rank(os, `stream-${run}`, { count: 3 }).map((o) => o.id), full.slice(0, 3));
   }
-  assert.ok(best < 50, `${best.toFixed(1)} ms per ranking of 1000 origins`);
 });
