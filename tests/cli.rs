@@ -199,7 +199,12 @@ fn get_and_pick_print_tables_wide_tables_and_json() {
     );
 
     let wide = stdout(&cli(&["get", "origins", "demo/origin", "-o", "wide"], s));
-    assert!(columns(wide.lines().next().unwrap()).ends_with(&["AGE", "SINCE"]));
+    assert!(columns(wide.lines().next().unwrap()).ends_with(&["AGE", "WEIGHT", "LOAD", "SINCE"]));
+    let wide = stdout(&cli(
+        &["pick", "demo/origin", "--key", "k", "-o", "wide"],
+        s,
+    ));
+    assert!(columns(wide.lines().next().unwrap()).ends_with(&["AGE", "WEIGHT", "LOAD", "SINCE"]));
     let json: Value = serde_json::from_str(&stdout(&cli(
         &["get", "origins", "demo/origin", "-o", "json"],
         s,

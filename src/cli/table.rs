@@ -14,15 +14,15 @@ pub struct Table {
 
 impl Table {
     /// A table with these headers.
-    pub fn new<const N: usize>(headers: [&str; N]) -> Self {
+    pub fn new<'h>(headers: impl IntoIterator<Item = &'h str>) -> Self {
         Self {
-            rows: vec![headers.iter().map(|h| h.to_string()).collect()],
+            rows: vec![headers.into_iter().map(str::to_string).collect()],
         }
     }
 
     /// Appends a row (as many cells as headers).
-    pub fn row<const N: usize>(&mut self, cells: [String; N]) {
-        self.rows.push(cells.into());
+    pub fn row(&mut self, cells: impl IntoIterator<Item = String>) {
+        self.rows.push(cells.into_iter().collect());
     }
 
     /// The aligned text, one line per row, newline-terminated.
@@ -92,15 +92,16 @@ pub fn timestamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// `get origins`: ID, STATE, ZONE, NODE, ADDRESS, URL, AGE (`wide`: + SINCE).
+/// `get origins`: ID, STATE, ZONE, NODE, ADDRESS, URL, AGE (`wide`: + WEIGHT, LOAD, SINCE).
 pub fn origins(origins: &[Origin], output: Output, now: DateTime<Utc>) -> String {
     let wide = output == Output::Wide;
-    let mut t = Table::new(["ID", "STATE", "ZONE", "NODE", "ADDRESS", "URL", "AGE", ""]);
+    let mut headers = vec!["ID", "STATE", "ZONE", "NODE", "ADDRESS", "URL", "AGE"];
     if wide {
-        t.rows[0][7] = "SINCE".into();
+        headers.extend(WIDE);
     }
+    let mut t = Table::new(headers);
     for o in origins {
-        t.row([
+        let mut row = vec![
             o.id.clone(),
             o.state.as_str().to_string(),
             or_none(o.zone.as_deref()),
@@ -108,48 +109,53 @@ pub fn origins(origins: &[Origin], output: Output, now: DateTime<Utc>) -> String
             address(o),
             or_none(o.url.as_deref()),
             age(o.since, now),
-            if wide {
-                timestamp(o.since)
-            } else {
-                String::new()
-            },
-        ]);
+        ];
+        if wide {
+            row.extend(wide_cells(o));
+        }
+        t.row(row);
     }
     t.render()
 }
 
-/// `pick`: RANK, ID, ZONE, NODE, ADDRESS, URL (`wide`: + AGE, SINCE).
+/// `pick`: RANK, ID, ZONE, NODE, ADDRESS, URL (`wide`: + AGE, WEIGHT, LOAD, SINCE).
 pub fn targets(targets: &[Origin], output: Output, now: DateTime<Utc>) -> String {
     let wide = output == Output::Wide;
-    let headers = if wide {
-        [
-            "RANK", "ID", "ZONE", "NODE", "ADDRESS", "URL", "AGE", "SINCE",
-        ]
-    } else {
-        ["RANK", "ID", "ZONE", "NODE", "ADDRESS", "URL", "", ""]
-    };
+    let mut headers = vec!["RANK", "ID", "ZONE", "NODE", "ADDRESS", "URL"];
+    if wide {
+        headers.push("AGE");
+        headers.extend(WIDE);
+    }
     let mut t = Table::new(headers);
     for (i, o) in targets.iter().enumerate() {
-        t.row([
+        let mut row = vec![
             (i + 1).to_string(),
             o.id.clone(),
             or_none(o.zone.as_deref()),
             or_none(o.node.as_deref()),
             address(o),
             or_none(o.url.as_deref()),
-            if wide {
-                age(o.since, now)
-            } else {
-                String::new()
-            },
-            if wide {
-                timestamp(o.since)
-            } else {
-                String::new()
-            },
-        ]);
+        ];
+        if wide {
+            row.push(age(o.since, now));
+            row.extend(wide_cells(o));
+        }
+        t.row(row);
     }
     t.render()
+}
+
+/// The columns `-o wide` adds to origin tables.
+const WIDE: [&str; 3] = ["WEIGHT", "LOAD", "SINCE"];
+
+/// WEIGHT (1 when the origin has none), LOAD (`<none>` when unknown) and SINCE.
+fn wide_cells(o: &Origin) -> [String; 3] {
+    [
+        o.weight.to_string(),
+        o.load
+            .map_or_else(|| or_none(None), |l| format!("{:.2}", l.fraction())),
+        timestamp(o.since),
+    ]
 }
 
 #[cfg(test)]
@@ -200,15 +206,21 @@ origin-0           ready   zone-a   node-a   10.0.0.1:5080    <none>   45s
 origin-long-name   ready   <none>   node-a   [fd00::1]:5080   <none>   45s
 ";
         assert_eq!(text, expected);
+        let loaded = Origin {
+            weight: 3,
+            load: origin_discovery_core::model::Load::quantize(0.35),
+            ..origin("b", "10.0.0.2", None)
+        };
         let wide = origins(
-            &[origin("a", "10.0.0.1", None)],
+            &[origin("a", "10.0.0.1", None), loaded],
             Output::Wide,
             at("2026-11-22T12:00:00Z"),
         );
-        assert!(
-            wide.lines().next().unwrap().ends_with("AGE   SINCE"),
-            "{wide}"
-        );
-        assert!(wide.contains("2026-11-22T11:59:15.000Z"), "{wide}");
+        let expected = "\
+ID   STATE   ZONE     NODE     ADDRESS         URL      AGE   WEIGHT   LOAD     SINCE
+a    ready   <none>   node-a   10.0.0.1:5080   <none>   45s   1        <none>   2026-11-22T11:59:15.000Z
+b    ready   <none>   node-a   10.0.0.2:5080   <none>   45s   3        0.35     2026-11-22T11:59:15.000Z
+";
+        assert_eq!(wide, expected);
     }
 }
