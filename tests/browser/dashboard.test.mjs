@@ -36,6 +36,31 @@ async function openDashboard(name) {
   return { dev, page, pageErrors };
 }
 
+/** A demo-pool pod (like the seed's) with `annotations`. */
+function demoPod(name, annotations) {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace: 'demo', labels: { app: 'origin' }, annotations },
+    spec: {
+      containers: [{ name: 'origin', image: 'origin-discovery/sim-origin:latest', ports: [{ name: 'ws', containerPort: 5080, protocol: 'TCP' }] }],
+      terminationGracePeriodSeconds: 30,
+    },
+  };
+}
+
+/** The simulated clients per origin, as the bars show them: label → count. */
+async function bars(page) {
+  return page.evaluate(() =>
+    Object.fromEntries(
+      [...document.querySelectorAll('#bars .bar-row:not(.error)')].map((r) => [
+        r.querySelector('.bar-label')?.textContent ?? '',
+        Number(r.querySelector('.num')?.textContent ?? 0),
+      ]),
+    ),
+  );
+}
+
 describe('dashboard', { concurrency: 1 }, () => {
   afterEach(cleanup);
 
@@ -85,6 +110,38 @@ describe('dashboard', { concurrency: 1 }, () => {
     await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard.png'), fullPage: true });
     console.log(`dashboard: ${VICTIM} shown draining ${drainingMs} ms after the delete, gone after ${goneMs} ms (grace ${GRACE_SECONDS}s)`);
     assert.ok(drainingMs < 1_000, `draining shown only after ${drainingMs} ms`);
+    assert.deepEqual(pageErrors, []);
+  });
+
+  test('shows weights and load, and its simulated clients rebalance onto new capacity', { timeout: 120_000 }, async () => {
+    const { dev, page, pageErrors } = await openDashboard('rebalance');
+    const sim = new Sim(dev.sim);
+    const before = await bars(page);
+    const clients = Object.values(before).reduce((a, b) => a + b, 0);
+    assert.ok(clients >= 100, JSON.stringify(before));
+    const t0 = Date.now();
+    await sim.createPod('demo', demoPod('origin-big', { 'origin-discovery.io/weight': '3', 'origin-discovery.io/load': '0.4' }));
+    const row = page.locator('#origins tr', { has: page.locator('td.id', { hasText: 'origin-big' }) });
+    await row.locator('.badge', { hasText: 'ready' }).waitFor({ timeout: 15_000 });
+    assert.equal(await row.locator('td.weight').textContent(), '3');
+    assert.equal(await row.locator('td.load').textContent(), '40 %');
+    // Weight 3 of 6: half the clients belong on it. With rebalancing (on in the dashboard)
+    // they move there at the library's bounded rate once their connections are 10 s old.
+    const label = 'origin-big ×3 · load 40 %';
+    await page.waitForFunction(
+      ([l, want]) =>
+        [...document.querySelectorAll('#bars .bar-row')].some(
+          (r) => r.querySelector('.bar-label')?.textContent === l && Number(r.querySelector('.num')?.textContent) >= want,
+        ),
+      [label, Math.floor(clients * 0.35)],
+      { timeout: 90_000, polling: 250 },
+    );
+    const movedMs = Date.now() - t0;
+    const after = await bars(page);
+    assert.equal(Object.values(after).reduce((a, b) => a + b, 0), clients, 'no client lost on the way');
+    await page.locator('#timeline', { hasText: /rebalanc/ }).waitFor({ timeout: 5_000 });
+    await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-rebalance.png'), fullPage: true });
+    console.log(`dashboard: ${after[label]} of ${clients} simulated clients on the new weight-3 origin ${movedMs} ms after it was created; before ${JSON.stringify(before)}, after ${JSON.stringify(after)}`);
     assert.deepEqual(pageErrors, []);
   });
 });
