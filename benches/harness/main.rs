@@ -59,7 +59,9 @@ struct Plan {
     lead_rounds: usize,
     pod_pools: usize,
     pods_per_pool: usize,
+    /// wrk time per server, split into `wrk_rounds` alternating rounds of whole seconds.
     wrk_seconds: u64,
+    wrk_rounds: u32,
     index_events: usize,
 }
 
@@ -77,6 +79,7 @@ impl Plan {
                 pod_pools: 10,
                 pods_per_pool: 100,
                 wrk_seconds: 2,
+                wrk_rounds: 2,
                 index_events: 5_000,
             }
         } else {
@@ -90,7 +93,8 @@ impl Plan {
                 lead_rounds: 6,
                 pod_pools: 50,
                 pods_per_pool: 100,
-                wrk_seconds: 10,
+                wrk_seconds: 12,
+                wrk_rounds: 3,
                 index_events: 20_000,
             }
         }
@@ -387,22 +391,29 @@ async fn phase_push(plan: &Plan, dir: &Path) -> Result<PushPhase> {
     let (status, body) = procs::http_get(ctl.api, &path).await?;
     anyhow::ensure!(status == 200, "snapshot GET answered {status}");
     let nginx = procs::Nginx::start(&dir.join("nginx"), &path, &body, procs::free_port()?).await?;
-    let duration = Duration::from_secs(plan.wrk_seconds);
+    // Alternating rounds, so that a slow spell of the shared machine hits both servers.
+    let round = Duration::from_secs(plan.wrk_seconds / u64::from(plan.wrk_rounds));
     let ctl_url = format!("http://{}{path}", ctl.api);
     let nginx_url = format!("http://{}{path}", nginx.addr);
-    let controller = tokio::task::spawn_blocking(move || {
-        procs::wrk(&ctl_url, WRK_THREADS, WRK_CONNECTIONS, duration)
-    })
-    .await??;
-    let nginx_result = tokio::task::spawn_blocking(move || {
-        procs::wrk(&nginx_url, WRK_THREADS, WRK_CONNECTIONS, duration)
-    })
-    .await??;
+    let (mut controller, mut nginx_rounds) = (Vec::new(), Vec::new());
+    for _ in 0..plan.wrk_rounds {
+        for (url, results) in [(&ctl_url, &mut controller), (&nginx_url, &mut nginx_rounds)] {
+            let url = url.clone();
+            let result = tokio::task::spawn_blocking(move || {
+                procs::wrk(&url, WRK_THREADS, WRK_CONNECTIONS, round)
+            })
+            .await??;
+            results.push(result);
+        }
+    }
+    let controller = procs::WrkResult::combine(&controller);
+    let nginx_result = procs::WrkResult::combine(&nginx_rounds);
     drop(nginx);
     ctl.proc.check_alive()?;
     drop(ctl);
     sim.shutdown().await;
     let throughput = Throughput {
+        rounds: plan.wrk_rounds,
         threads: WRK_THREADS,
         connections: WRK_CONNECTIONS,
         seconds: plan.wrk_seconds,

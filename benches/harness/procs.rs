@@ -336,6 +336,27 @@ pub struct WrkResult {
     pub errors: u64,
 }
 
+impl WrkResult {
+    /// Rounds of equal length as one result: requests/s, mean and errors over all of them
+    /// (mean, mean, sum), p50 and p99 the rounds' medians, max the largest.
+    pub fn combine(rounds: &[WrkResult]) -> WrkResult {
+        let n = rounds.len().max(1) as f64;
+        let median = |f: fn(&WrkResult) -> f64| {
+            let mut v: Vec<f64> = rounds.iter().map(f).collect();
+            v.sort_by(f64::total_cmp);
+            v.get(v.len() / 2).copied().unwrap_or(0.0)
+        };
+        WrkResult {
+            rps: rounds.iter().map(|r| r.rps).sum::<f64>() / n,
+            mean_ms: rounds.iter().map(|r| r.mean_ms).sum::<f64>() / n,
+            p50_ms: median(|r| r.p50_ms),
+            p99_ms: median(|r| r.p99_ms),
+            max_ms: rounds.iter().map(|r| r.max_ms).fold(0.0, f64::max),
+            errors: rounds.iter().map(|r| r.errors).sum(),
+        }
+    }
+}
+
 /// Runs wrk (bounded: its duration + 30 s) and parses its `--latency` report.
 pub fn wrk(url: &str, threads: u32, connections: u32, duration: Duration) -> Result<WrkResult> {
     let child = Command::new(which("wrk")?)

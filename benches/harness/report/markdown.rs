@@ -219,10 +219,17 @@ impl Report {
         let _ = writeln!(s, "\n## Snapshot throughput\n");
         let _ = writeln!(
             s,
-            "`wrk -t{} -c{} -d{}s --latency` against `GET /v1/pools/bench/origin` ({} bytes, \
-             10 origins) and, right after, against nginx (2 workers, `sendfile`, access log \
-             off) serving the identical bytes as a static file.\n",
-            t.threads, t.connections, t.seconds, t.body_bytes
+            "`wrk -t{} -c{} --latency` against `GET /v1/pools/bench/origin` ({} bytes, \
+             10 origins) and against nginx (2 workers, `sendfile`, access log off) serving the \
+             identical bytes as a static file, alternating in {} rounds of {:.1} s per server \
+             ({} s each in all). Requests/s and mean are the rounds' mean, p50 and p99 their \
+             median, max the largest.\n",
+            t.threads,
+            t.connections,
+            t.body_bytes,
+            t.rounds,
+            t.seconds as f64 / f64::from(t.rounds),
+            t.seconds
         );
         let _ = writeln!(
             s,

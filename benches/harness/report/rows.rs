@@ -97,11 +97,13 @@ pub struct LeadRow {
 /// Snapshot GET throughput, controller vs nginx.
 #[derive(Clone, Debug)]
 pub struct Throughput {
+    /// Alternating rounds per server (the duration is split over them).
+    pub rounds: u32,
     /// wrk threads.
     pub threads: u32,
     /// wrk connections.
     pub connections: u32,
-    /// wrk duration, s.
+    /// wrk duration per server, all rounds, s.
     pub seconds: u64,
     /// Bytes of the snapshot body.
     pub body_bytes: usize,
