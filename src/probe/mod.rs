@@ -56,6 +56,21 @@ const BATCH: usize = 1024;
 /// Each period is the interval times a factor within 1 ± this.
 const JITTER: f64 = 0.05;
 
+/// When a target's first probe comes: `r` (uniform in [0, 1)) of the way into the first
+/// interval, so that the targets' probes spread evenly instead of starting together.
+fn first_delay(interval: Duration, r: f64) -> Duration {
+    interval.mul_f64(r.clamp(0.0, 1.0))
+}
+
+/// The time to a target's next probe: the interval after a healthy answer, half of it after
+/// a failure (HAProxy's `fastinter`: the failures that remove a frozen origin come sooner,
+/// while a healthy origin costs one probe per interval), times a factor within 1 ± [`JITTER`]
+/// from `r` (uniform in [0, 1)), so that schedules never synchronise.
+fn period(interval: Duration, healthy: bool, r: f64) -> Duration {
+    let base = if healthy { interval } else { interval / 2 };
+    base.mul_f64(1.0 + JITTER * (2.0 * r.clamp(0.0, 1.0) - 1.0))
+}
+
 /// Why the prober stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -279,7 +294,7 @@ async fn probe_loop(ctx: Arc<Context>, target: Arc<ProbeTarget>) {
         .ok()
         .map(|ip| SocketAddr::new(ip, target.port));
     let mut http = addr.map(|a| HttpProbe::new(a, &target.path));
-    let mut next = Instant::now() + ctx.interval.mul_f64(rand::rng().random::<f64>());
+    let mut next = Instant::now() + first_delay(ctx.interval, rand::rng().random());
     loop {
         tokio::time::sleep_until(next).await;
         let outcome = {
@@ -322,16 +337,33 @@ async fn probe_loop(ctx: Arc<Context>, target: Arc<ProbeTarget>) {
         if ctx.results.send((target.clone(), result)).await.is_err() {
             return; // the prober is gone
         }
-        // A failure is re-checked after half an interval (HAProxy's `fastinter`): the
-        // failures that remove a frozen origin come sooner, while a healthy origin costs one
-        // probe per interval.
-        let period = if result.healthy {
-            ctx.interval
-        } else {
-            ctx.interval / 2
-        };
-        let factor = 1.0 + JITTER * (2.0 * rand::rng().random::<f64>() - 1.0);
-        next += period.mul_f64(factor);
+        next += period(ctx.interval, result.healthy, rand::rng().random());
         next = next.max(Instant::now());
+    }
+}
+
+#[cfg(test)]
+mod schedule_tests {
+    use super::*;
+
+    #[test]
+    fn first_probes_spread_over_the_interval_and_periods_stay_within_the_jitter() {
+        let interval = Duration::from_millis(500);
+        assert_eq!(first_delay(interval, 0.0), Duration::ZERO);
+        assert_eq!(first_delay(interval, 0.5), Duration::from_millis(250));
+        assert!(first_delay(interval, 0.999) < interval);
+        // Healthy: 500 ms ± 5 %; failed: the re-check at 250 ms ± 5 %.
+        assert_eq!(period(interval, true, 0.0), Duration::from_millis(475));
+        assert_eq!(period(interval, true, 0.5), interval);
+        assert!(period(interval, true, 0.999_999) <= Duration::from_millis(525));
+        assert_eq!(period(interval, false, 0.0), Duration::from_micros(237_500));
+        assert_eq!(period(interval, false, 0.5), Duration::from_millis(250));
+        // Over many draws the periods really spread (no two schedules lock together).
+        let draws: Vec<Duration> = (0..1000)
+            .map(|_| period(interval, true, rand::rng().random()))
+            .collect();
+        let (min, max) = (draws.iter().min().unwrap(), draws.iter().max().unwrap());
+        assert!(*min >= Duration::from_millis(475) && *max <= Duration::from_millis(525));
+        assert!(*max - *min >= Duration::from_millis(40), "{min:?}..{max:?}");
     }
 }
