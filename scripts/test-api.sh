@@ -9,7 +9,7 @@
 #   3. pytest tests/api: the document validates (openapi-spec-validator) and its examples
 #      conform; real push messages recorded now from `dev --chaos` and a `run` controller cut
 #      off its apiserver validate against docs/schemas/*.json, like the committed fixture; the
-#      JS client's `Origin` declaration matches the schema.
+#      JS client's `Origin` and message declarations match the schemas; every optional origin field occurs.
 # Every process it starts is stopped by PID on exit.
 #
 # Usage:

@@ -2,7 +2,9 @@
 
 - `origin-discovery dev --chaos` (origins killed and replaced): over WebSocket a snapshot,
   deltas (upserts, state changes, removals), heartbeats and a pong (after a client ping), and
-  the same over Server-Sent Events;
+  the same over Server-Sent Events; and a second pool (`demo/annotated`, out of the chaos's
+  reach) whose origin has a URL, a weight and a load (pod annotations), so that every
+  optional origin field occurs;
 - `stale`: a second controller (`run`) against the same simulator through a TCP proxy that
   the recorder cuts (stale: true) and restores (stale: false);
 - `removed`: the Service is deleted through the simulator's REST API.
@@ -35,8 +37,8 @@ POOL = "demo/origin"
 class Watch:
     """A WebSocket subscription that keeps every frame it received."""
 
-    def __init__(self, api: str, source: str, records: list):
-        url = api.replace("http://", "ws://") + f"/v1/pools/{POOL}/watch"
+    def __init__(self, api: str, source: str, records: list, pool: str = POOL):
+        url = api.replace("http://", "ws://") + f"/v1/pools/{pool}/watch"
         self.ws = websocket.create_connection(url, timeout=servers.TIMEOUT)
         self.source = source
         self.records = records
@@ -76,6 +78,60 @@ def sse_events(api: str, count: int, records: list):
                     return
 
 
+ANNOTATED = "annotated-0"
+
+
+def post(sim: str, path: str, obj: dict):
+    request = urllib.request.Request(
+        f"{sim}{path}",
+        data=json.dumps(obj).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=servers.TIMEOUT) as r:
+        assert r.status == 201, r.status
+
+
+def create_annotated_pool(sim: str):
+    """Pool `demo/annotated`: a Service and one pod with the URL, weight and load
+    annotations (through the simulator); the chaos only touches `app: origin` pods."""
+    post(sim, "/api/v1/namespaces/demo/services", {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": "annotated",
+            "namespace": "demo",
+            "labels": {"origin-discovery.io/enabled": "true"},
+        },
+        "spec": {
+            "selector": {"app": "annotated"},
+            "ports": [{"name": "ws", "port": 5080, "targetPort": "ws", "protocol": "TCP"}],
+        },
+    })
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": ANNOTATED,
+            "namespace": "demo",
+            "labels": {"app": "annotated"},
+            "annotations": {
+                "origin-discovery.io/url": "wss://annotated.origins.example.com:5443/LiveApp/websocket",
+                "origin-discovery.io/weight": "3",
+                "origin-discovery.io/load": "0.4",
+            },
+        },
+        "spec": {
+            "containers": [{
+                "name": "origin",
+                "image": "origin-discovery/sim-origin:latest",
+                "ports": [{"name": "ws", "containerPort": 5080, "protocol": "TCP"}],
+            }],
+        },
+    }
+    post(sim, "/api/v1/namespaces/demo/pods", pod)
+
+
 def record(tmp: Path) -> list[dict]:
     records: list[dict] = []
     dev, api, sim, kubeconfig = servers.start_dev(
@@ -96,6 +152,20 @@ def record(tmp: Path) -> list[dict]:
             "deltas with a removal and a draining origin, and a heartbeat",
             lambda _: removals() and draining() and "heartbeat" in kinds(),
         )
+        create_annotated_pool(sim)
+        servers.wait_until(
+            "the annotated pool",
+            lambda: servers.get_json(f"{api}/v1/pools/demo/annotated")[0] == 200,
+        )
+        annotated = Watch(api, "dev", records, pool="demo/annotated")
+        annotated.until(
+            "the annotated origin listed with its URL, weight and load",
+            lambda m: any(
+                o["id"] == ANNOTATED and {"url", "weight", "load"} <= set(o)
+                for o in m.get("origins", []) + m.get("upsert", [])
+            ),
+        )
+        annotated.close()
         watch.ws.send('{"type":"ping"}')
         watch.until("the pong", lambda m: m["type"] == "pong")
         sse_events(api, 3, records)
@@ -141,9 +211,9 @@ def shrink(records: list[dict]) -> list[dict]:
         m = json.loads(r["text"])
         key = (r["source"], r["transport"], m["type"])
         counts[key] = counts.get(key, 0) + 1
-        notable = m["type"] == "delta" and (
+        notable = (m["type"] == "delta" and (
             m["remove"] or any(o["state"] == "draining" for o in m["upsert"])
-        )
+        )) or any(o["id"] == ANNOTATED for o in m.get("origins", []) + m.get("upsert", []))
         if counts[key] <= 2 or (notable and counts[key] <= 6):
             kept.append(r)
     return kept

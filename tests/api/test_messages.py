@@ -47,14 +47,28 @@ def check(records, message_schemas):
     return seen
 
 
+def every_origin_field(records) -> set:
+    fields = set()
+    for r in records:
+        m = json.loads(r["text"])
+        for o in m.get("upsert", []) + m.get("origins", []):
+            fields |= set(o)
+    return fields
+
+
 def test_live_messages_validate_against_the_schemas(recorded, message_schemas):
     check(recorded, message_schemas)
     deltas = [json.loads(r["text"]) for r in recorded if '"type":"delta"' in r["text"]]
     assert any(d["remove"] for d in deltas) and any(d["upsert"] for d in deltas)
+    assert any("received" in d for d in deltas)
+    origin = message_schemas["message.json"]["$defs"]["Origin"]
+    assert every_origin_field(recorded) == set(origin["properties"]), "an origin field never occurred"
 
 
 def test_the_committed_fixture_validates_and_covers_every_kind(message_schemas):
     check(committed(), message_schemas)
+    origin = message_schemas["message.json"]["$defs"]["Origin"]
+    assert every_origin_field(committed()) == set(origin["properties"])
 
 
 def test_the_schemas_reject_malformed_messages(message_schemas):
