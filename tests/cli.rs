@@ -47,6 +47,11 @@ struct Dev {
 }
 
 fn start_dev() -> Dev {
+    start_dev_with(&[])
+}
+
+/// `dev` on free ports with `extra` flags.
+fn start_dev_with(extra: &[&str]) -> Dev {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     let mut child = Command::new(BIN)
@@ -57,6 +62,7 @@ fn start_dev() -> Dev {
             "--admin-listen",
             "127.0.0.1:0",
         ])
+        .args(extra)
         .arg("--kubeconfig-out")
         .arg(&kubeconfig)
         .stdout(Stdio::piped())
@@ -420,4 +426,43 @@ fn errors_are_one_line_with_documented_exit_codes() {
     // 1: a server that is not origin-discovery's public API (the simulator).
     let (code, line) = failure(&cli(&["get", "pools"], &dev.sim));
     assert_eq!(code, 1, "{line}");
+}
+
+#[test]
+fn watch_exits_4_when_the_server_is_full_and_0_on_ctrl_c() {
+    let dev = start_dev_with(&["--max-subscribers", "1"]);
+    let mut child = Command::new(BIN)
+        .args(["watch", "demo/origin", "-o", "json", "--server", &dev.api])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let rx = lines(&mut child);
+    let mut first = Proc(child);
+    let snapshot: Value = serde_json::from_str(&next_line(&rx, "the snapshot line")).unwrap();
+    assert_eq!(snapshot["message"]["type"], "snapshot");
+    // The only subscriber slot is taken: a second watch is refused (429) and exits 4.
+    let out = cli(&["watch", "demo/origin"], &dev.api);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "stderr: {stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        "error: the server is at --max-subscribers (HTTP 429 too_many_subscribers): retry later"
+    );
+    // Ctrl-C ends the first one cleanly: exit 0.
+    let pid = first.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = first.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "watch did not exit on SIGINT");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
 }

@@ -175,6 +175,7 @@ pub fn api_error(status: u16, body: &[u8], pool: Option<&PoolId>) -> CliError {
         ("not_found", _) => {
             format!("{message}: the server has no such route (is --server an origin-discovery public API?)")
         }
+        ("too_many_subscribers", _) => format!("{message} (HTTP 429 {code}): retry later"),
         _ => message,
     };
     CliError::new(exit, message)
