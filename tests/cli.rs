@@ -466,3 +466,21 @@ fn watch_exits_4_when_the_server_is_full_and_0_on_ctrl_c() {
     };
     assert_eq!(status.code(), Some(0));
 }
+
+#[test]
+fn a_server_that_never_answers_is_cut_at_the_request_timeout_with_exit_1() {
+    // Accepts the connection (the kernel does, from the backlog) and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let server = format!("http://{}", silent.local_addr().unwrap());
+    let started = Instant::now();
+    let out = cli(&["get", "pools", "--request-timeout", "500ms"], &server);
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    assert!(
+        stderr.contains("did not answer within 500ms (--request-timeout)"),
+        "{stderr}"
+    );
+    assert!(took < WAIT, "cut after {took:?}");
+    drop(silent);
+}
