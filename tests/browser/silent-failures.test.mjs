@@ -397,6 +397,16 @@ function done(rounds) {
   return n('od') >= SAMPLES && n('baseline') >= SAMPLES;
 }
 
+/** Per victim origin (`from`), the earliest recovery among its pages. */
+function firstPerVictim(samples) {
+  /** @type {Map<string, number>} */
+  const first = new Map();
+  for (const r of samples) {
+    if (r.ms != null) first.set(r.from, Math.min(first.get(r.from) ?? Infinity, r.ms));
+  }
+  return [...first.values()];
+}
+
 function summarize(rounds) {
   const od = rounds.flatMap((r) => r.od);
   const base = rounds.flatMap((r) => r.baseline);
@@ -404,6 +414,9 @@ function summarize(rounds) {
     rounds: rounds.length,
     od: { ...stats(od.map((r) => r.ms), OD_CAP_MS), recovered: od.filter((r) => r.ms != null).length, samples: od.length, capMs: OD_CAP_MS },
     odPushRemovedMs: stats(od.map((r) => r.pushRemovedMs)),
+    // The pages of one victim share its detection: per victim origin, its first page's time
+    // (how many independent failures the samples stand for, and their spread).
+    odPerVictim: stats(firstPerVictim(od)),
     odPodStillReady: od.filter((r) => r.podStillReady).length,
     baseline: {
       ...stats(base.map((r) => r.ms), BASELINE_CAP_MS),
