@@ -159,11 +159,11 @@ impl Shared {
                 .probe_panic
                 .get_or_create(&labels)
                 .set(i64::from(p.panic));
-            let (pool, down, probed) = (&labels.pool, p.down, p.probed);
+            let (pool, down, failing, probed) = (&labels.pool, p.down, p.failing, p.probed);
             if p.panic {
-                tracing::warn!(%pool, down, probed, "probe panic: too many origins fail their probes at once; keeping them all (is the controller's own network at fault?)");
+                tracing::warn!(%pool, down, failing, probed, "probe panic: too many origins fail their probes at once; removing none of them (is the controller's own network at fault?)");
             } else {
-                tracing::info!(%pool, down, probed, "probe panic over: failing origins are removed again");
+                tracing::info!(%pool, down, failing, probed, "probe panic over: failing origins are removed again");
             }
         }
         for change in out.changes {

@@ -442,7 +442,11 @@ fn watch_exits_4_when_the_server_is_full_and_0_on_ctrl_c() {
     let snapshot: Value = serde_json::from_str(&next_line(&rx, "the snapshot line")).unwrap();
     assert_eq!(snapshot["message"]["type"], "snapshot");
     // The only subscriber slot is taken: a second watch is refused (429) and exits 4.
-    let out = cli(&["watch", "demo/origin"], &dev.api);
+    // (Bounded by coreutils' timeout: were it admitted, it would watch forever.)
+    let out = Command::new("timeout")
+        .args(["20", BIN, "watch", "demo/origin", "--server", &dev.api])
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(4), "stderr: {stderr}");
     assert_eq!(

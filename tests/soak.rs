@@ -525,10 +525,11 @@ async fn two_thousand_subscribers_through_churn_watch_drops_410s_and_apiserver_r
     );
     assert!(t.polls.load(Ordering::Relaxed) >= LONG_POLLS as u64);
     // Flat: after the warm-up, descriptors within a few of the start (a watch or a
-    // subscriber reconnecting as the sample is taken; measured: 2020 → 2017 in 60 s), so a
-    // leak of one per watch restart (some 30 in 60 s) fails; RSS within 25 %.
+    // subscriber reconnecting as the sample is taken; measured: 2020 → 2017 in 60 s, ±4 in
+    // earlier runs), so a leak of one per watch restart (some 30 in 60 s) fails; RSS
+    // within 25 %.
     let fd_growth = fds[fds.len() - 1] - fds[skip];
-    assert!(fd_growth <= 10.0, "open descriptors grew by {fd_growth}");
+    assert!(fd_growth <= 16.0, "open descriptors grew by {fd_growth}");
     let rss_end = rss[rss.len() - 1];
     assert!(
         rss_end <= rss[skip] * 1.25 + 16.0,

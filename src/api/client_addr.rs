@@ -100,9 +100,17 @@ fn forwarded_hops(headers: &HeaderMap, header: ForwardedHeader) -> Vec<Option<Ip
             .flat_map(|v| split_outside_quotes(v, ','))
             .map(forwarded_for)
             .collect(),
-        ForwardedHeader::XForwardedFor => lines("x-forwarded-for")
-            .flat_map(|v| v.split(','))
-            .map(|hop| parse_node(hop.trim()))
+        // Read lossily: a proxy appends the real hop to a line that may carry a client's
+        // non-UTF-8 bytes, and that hop must still be found.
+        ForwardedHeader::XForwardedFor => headers
+            .get_all("x-forwarded-for")
+            .into_iter()
+            .flat_map(|v| {
+                String::from_utf8_lossy(v.as_bytes())
+                    .split(',')
+                    .map(|hop| parse_node(hop.trim()))
+                    .collect::<Vec<_>>()
+            })
             .collect(),
     }
 }
@@ -245,6 +253,17 @@ mod tests {
         assert_eq!(xff("10.0.0.1", &h, &trusted), ip("10.0.0.1"));
         let h = headers(&[("x-forwarded-for", "6.6.6.6")]);
         assert_eq!(fwd("10.0.0.1", &h, &trusted), ip("10.0.0.1"));
+    }
+
+    #[test]
+    fn a_non_utf8_hop_does_not_hide_the_one_the_proxy_appended() {
+        let trusted = cidrs(&["10.0.0.0/8"]);
+        let mut h = HeaderMap::new();
+        h.append(
+            "x-forwarded-for",
+            HeaderValue::from_bytes(b"\xff\xfe, 203.0.113.9").unwrap(),
+        );
+        assert_eq!(xff("10.0.0.1", &h, &trusted), ip("203.0.113.9"));
     }
 
     #[test]

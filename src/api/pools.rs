@@ -51,7 +51,7 @@ fn channel(state: &ApiState, ns: &str, svc: &str) -> Result<Arc<PoolChannel>> {
 
 /// `GET /v1/pools/{ns}/{svc}[?revision=N&wait=D]`: the snapshot, with `ETag`; with
 /// `If-None-Match` equal to the current tag → 304; with `revision` and `wait`, waits until
-/// the revision exceeds N or the wait (plus up to wait/16 random jitter, spreading the
+/// the revision differs from N or the wait (plus up to wait/16 random jitter, spreading the
 /// re-polls of many clients) ends. A waiting long-poll is a subscriber (transport
 /// `longpoll`) under the subscriber limits (429 beyond them); on shutdown it answers at
 /// once with the current snapshot.

@@ -749,7 +749,7 @@ mod tests {
 
     #[cfg(target_os = "linux")]
     #[tokio::test]
-    async fn a_push_socket_is_dropped_once_sent_data_stays_unacknowledged_for_the_write_timeout() {
+    async fn drop_when_unacknowledged_sets_the_sockets_tcp_user_timeout() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (client, accepted) =

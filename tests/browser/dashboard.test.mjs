@@ -117,9 +117,18 @@ describe('dashboard', { concurrency: 1 }, () => {
   test('shows weights and load, and its simulated clients rebalance onto new capacity', { timeout: 120_000 }, async () => {
     const { dev, page, pageErrors } = await openDashboard('rebalance');
     const sim = new Sim(dev.sim);
+    // Every simulated client connected somewhere first (the dashboard's default crowd: 200).
+    const clients = 200;
+    const total = async () => Object.values(await bars(page)).reduce((a, b) => a + b, 0);
+    await page.waitForFunction(
+      (n) =>
+        !document.querySelector('#bars .bar-row.error') &&
+        [...document.querySelectorAll('#bars .bar-row .num')].reduce((a, e) => a + Number(e.textContent), 0) === n,
+      clients,
+      { timeout: 15_000, polling: 100 },
+    );
     const before = await bars(page);
-    const clients = Object.values(before).reduce((a, b) => a + b, 0);
-    assert.ok(clients >= 100, JSON.stringify(before));
+    assert.equal(await total(), clients, JSON.stringify(before));
     const t0 = Date.now();
     await sim.createPod('demo', demoPod('origin-big', { 'origin-discovery.io/weight': '3', 'origin-discovery.io/load': '0.4' }));
     const row = page.locator('#origins tr', { has: page.locator('td.id', { hasText: 'origin-big' }) });

@@ -111,8 +111,10 @@ pub struct ProbePanic {
     pub pool: PoolId,
     /// In panic mode now.
     pub panic: bool,
-    /// Origins failing their probes.
+    /// Origins down by their probes.
     pub down: usize,
+    /// Origins failing their probes (down, or their last probe failed).
+    pub failing: usize,
     /// Origins probed (endpoints the slices list ready or serving).
     pub probed: usize,
 }
@@ -177,10 +179,13 @@ struct PoolState {
     probes: HashMap<String, ProbeState>,
     /// How many entries of `probes` are down and still probe targets.
     probes_down: usize,
-    /// How many are failing ([`ProbeState::failing`]): what panic mode is decided on.
+    /// How many are failing ([`ProbeState::failing`]): what the hold is decided on.
     probes_failing: usize,
     /// Probe panic mode: too many of `probes` are down, so none is removed.
     probe_panic: bool,
+    /// Removals held: too many are failing at once. An origin that goes down meanwhile is
+    /// `held` (kept listed); the ones that were down before stay removed (unless `probe_panic`).
+    probe_hold: bool,
     /// The panic mode last reported in a [`Commit`].
     probe_panic_reported: bool,
     /// Load reports and filters of the listed origins, keyed like `published`.
@@ -203,6 +208,9 @@ struct ProbeState {
     successes: u32,
     /// Taken out by probes (kept listed while the pool is in panic mode).
     down: bool,
+    /// Down, but it went down while the pool's removals were held, so still listed until
+    /// the hold ends.
+    held: bool,
     /// When its endpoint left every slice while down: the verdict is kept for
     /// [`PROBE_VERDICT_RETENTION`], so an endpoint moving between slices (gone from one
     /// before it is in the other) does not come back listed with its probes forgotten.
@@ -214,12 +222,17 @@ struct ProbeState {
 pub const PROBE_VERDICT_RETENTION: Duration = Duration::from_secs(30);
 
 impl ProbeState {
-    /// Down, or on its way there (its last probe failed), and a target. Panic mode counts
+    /// Down, or on its way there (its last probe failed), and a target. The hold counts
     /// these, not only the down ones: when a whole pool fails at once, its origins reach
     /// `--probe-failures` one by one (the schedules are jittered), and counting only the
     /// down ones would remove the first half before the pool counts as failing.
     fn failing(&self) -> bool {
         self.active && (self.down || self.failures > 0)
+    }
+
+    /// Taken out of the list: down, neither held nor in a panicking pool.
+    fn removes(&self, panic: bool) -> bool {
+        self.down && !self.held && !panic
     }
 
     /// Counted in `probes_down`.
@@ -401,6 +414,7 @@ impl Index {
                     probes_down: 0,
                     probes_failing: 0,
                     probe_panic: false,
+                    probe_hold: false,
                     probe_panic_reported: false,
                     loads: HashMap::new(),
                     sized_for: 0,
@@ -618,9 +632,17 @@ impl Index {
             }
             (_, None) => false,
         };
-        if renewed && health.lease_expired {
+        if renewed && (health.lease_expired || health.ready.is_none()) {
+            let was_dead = health.dead();
             health.lease_expired = false;
-            self.mark_node(node, stamp);
+            if health.ready.is_none() {
+                // Remembered as deleted only for its lease's deletion (no Node object seen):
+                // a lease renewed again revives it.
+                health.deleted = None;
+            }
+            if was_dead {
+                self.mark_node(node, stamp);
+            }
         }
     }
 
@@ -680,10 +702,21 @@ impl Index {
         for (pool, id) in held {
             self.mark(&pool, vec![id], stamp);
         }
-        self.nodes.retain(|_, h| {
-            h.deleted
-                .is_none_or(|at| stamp.at.saturating_duration_since(at) < DELETED_NODE_RETENTION)
-        });
+        let forgotten: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|(_, h)| {
+                h.deleted.is_some_and(|at| {
+                    stamp.at.saturating_duration_since(at) >= DELETED_NODE_RETENTION
+                })
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in forgotten {
+            // Unknown from now on, so no longer dead: whatever still runs there is re-evaluated.
+            self.nodes.remove(&name);
+            self.mark_node(&name, stamp);
+        }
         let grace = self.config.node_lease_grace;
         let expired: Vec<String> = self
             .nodes
@@ -807,6 +840,7 @@ impl Index {
                     failures: 0,
                     successes: 0,
                     down: false,
+                    held: false,
                     left: None,
                 },
             );
@@ -828,13 +862,18 @@ impl Index {
             }
         }
         let flipped = state.down != was_down;
+        if !state.down {
+            state.held = false;
+        }
         let after = (state.counted_down(), state.failing());
         pool.recount(before, after);
-        let mut ids = Vec::new();
+        let mut ids = pool.refresh_panic(policy.panic_threshold, targets);
         if flipped {
+            let state = pool.probes.get_mut(&target.id).expect("inserted above");
+            // Gone down while the pool is failing at once: kept listed (see `probe_hold`).
+            state.held = state.down && pool.probe_hold;
             ids.push(target.id.clone());
         }
-        ids.extend(pool.refresh_panic(policy.panic_threshold, targets));
         let pool_id = target.pool.clone();
         self.mark(&pool_id, ids, stamp);
         // A healthy answer is the origin's load report (docs/DESIGN.md, "Weights and load"):
@@ -850,7 +889,7 @@ impl Index {
         self.services
             .get(pool)
             .and_then(|e| e.pool.as_ref())
-            .is_some_and(|p| p.probe_panic)
+            .is_some_and(PoolState::panicking)
     }
 
     /// The probe kind a pool uses, if it is probed.
@@ -981,7 +1020,11 @@ impl Index {
                 match (prev, next) {
                     (None, None) => {}
                     (Some(p), None) => {
-                        if !pool.probe_panic && pool.probes.get(&id).is_some_and(|s| s.down) {
+                        if pool
+                            .probes
+                            .get(&id)
+                            .is_some_and(|s| s.removes(pool.probe_panic))
+                        {
                             out.probe_removed.push(pool_id.clone());
                         }
                         remove.push(p.id.clone());
@@ -1004,12 +1047,13 @@ impl Index {
                     }
                 }
             }
-            if pool.probe_panic != pool.probe_panic_reported {
-                pool.probe_panic_reported = pool.probe_panic;
+            if pool.panicking() != pool.probe_panic_reported {
+                pool.probe_panic_reported = pool.panicking();
                 out.probe_panic.push(ProbePanic {
                     pool: pool_id.clone(),
-                    panic: pool.probe_panic,
+                    panic: pool.panicking(),
                     down: pool.probes_down,
+                    failing: pool.probes_failing,
                     probed: live_endpoints(&entry.slices),
                 });
             }
@@ -1098,7 +1142,11 @@ impl Index {
         }
         // Active probes: failing (and the pool not in panic mode) → removed.
         if let Some(pool) = &entry.pool {
-            if !pool.probe_panic && pool.probes.get(id).is_some_and(|s| s.down) {
+            if pool
+                .probes
+                .get(id)
+                .is_some_and(|s| s.removes(pool.probe_panic))
+            {
                 state = None;
             }
         }
@@ -1248,6 +1296,7 @@ impl PoolState {
         self.probes_down = 0;
         self.probes_failing = 0;
         self.probe_panic = false;
+        self.probe_hold = false;
     }
 
     /// Moves one probe state's counts from `before` to `after` (counted down, failing).
@@ -1261,22 +1310,39 @@ impl PoolState {
         step(&mut self.probes_failing, before.1, after.1);
     }
 
-    /// Re-evaluates panic mode against the pool's `targets` (its live endpoints): on when
-    /// more than `threshold` % of them (or all) are failing; when it flips, returns the ids
-    /// whose listing it changes (every origin that is down).
+    /// Re-evaluates, against the pool's `targets` (its live endpoints), panic mode (more than
+    /// `threshold` % of them, or all, down: every down origin listed) and the hold (as many
+    /// failing: origins going down are held, the ones down before stay removed, so that one
+    /// failed probe elsewhere does not bring them back). Returns the ids whose listing
+    /// changed: every down origin when panic mode flips, the held ones when the hold ends.
     fn refresh_panic(&mut self, threshold: u8, targets: usize) -> Vec<String> {
-        let failing = self.probes_failing;
-        let panic =
-            failing > 0 && (failing >= targets || failing * 100 > usize::from(threshold) * targets);
-        if panic == self.probe_panic {
-            return Vec::new();
+        let over = |n: usize| n > 0 && (n >= targets || n * 100 > usize::from(threshold) * targets);
+        let (panic, hold) = (over(self.probes_down), over(self.probes_failing));
+        let mut ids = Vec::new();
+        if panic != self.probe_panic {
+            self.probe_panic = panic;
+            ids.extend(
+                self.probes
+                    .iter()
+                    .filter(|(_, s)| s.down)
+                    .map(|(id, _)| id.clone()),
+            );
         }
-        self.probe_panic = panic;
-        self.probes
-            .iter()
-            .filter(|(_, s)| s.down)
-            .map(|(id, _)| id.clone())
-            .collect()
+        if hold != self.probe_hold {
+            self.probe_hold = hold;
+            if !hold {
+                for (id, s) in self.probes.iter_mut().filter(|(_, s)| s.held) {
+                    s.held = false;
+                    ids.push(id.clone());
+                }
+            }
+        }
+        ids
+    }
+
+    /// In panic mode or holding removals: what the panic gauge and log report.
+    fn panicking(&self) -> bool {
+        self.probe_panic || self.probe_hold
     }
 }
 

@@ -583,6 +583,28 @@ fn deleted_lease_removes_origins_until_a_lease_is_renewed_again() {
 }
 
 #[test]
+fn without_a_node_object_a_recreated_lease_revives_the_node_and_forgetting_it_relists() {
+    let mut clock = Clock::new();
+    let mut idx = seeded(1, &mut clock);
+    // No Node object is ever seen (say the Node watch is not allowed): only the lease.
+    idx.apply_lease("node-a", Some("t1".into()), clock.tick());
+    idx.delete_lease("node-a", clock.tick());
+    assert_eq!(
+        only_delta(&idx.commit(clock.tick())).remove,
+        vec!["origin-0"]
+    );
+    idx.apply_lease("node-a", Some("t1".into()), clock.tick());
+    assert_eq!(only_delta(&idx.commit(clock.tick())).upsert.len(), 1);
+    // Deleted again and then forgotten after the retention: unknown, so not dead — the
+    // origin is listed again rather than left out for good.
+    idx.delete_lease("node-a", clock.tick());
+    assert_eq!(only_delta(&idx.commit(clock.tick())).remove.len(), 1);
+    idx.tick(clock.advance(DELETED_NODE_RETENTION + Duration::from_secs(1)));
+    assert!(idx.nodes.is_empty());
+    assert_eq!(only_delta(&idx.commit(clock.tick())).upsert.len(), 1);
+}
+
+#[test]
 fn push_latency_starts_at_the_earliest_folded_signal() {
     let mut clock = Clock::new();
     let mut idx = seeded(2, &mut clock);
@@ -905,6 +927,7 @@ fn panic_threshold_keeps_the_pool_when_too_many_fail_at_once() {
             pool: pool(),
             panic: true,
             down: 3,
+            failing: 3,
             probed: 4
         }]
     );
@@ -963,6 +986,55 @@ fn a_pool_failing_all_at_once_loses_no_origin_even_as_they_go_down_one_by_one() 
     probe(&mut idx, "origin-0", false, &mut clock);
     let c = idx.commit(clock.tick());
     assert_eq!(only_delta(&c).remove, vec!["origin-0".to_string()]);
+}
+
+#[test]
+fn one_failed_probe_elsewhere_does_not_bring_back_an_origin_that_is_down() {
+    // Two origins, one frozen and removed; a single timeout on the other makes the whole
+    // pool failing for a moment: removals are held, but the frozen one stays out, and the
+    // next success changes nothing either (no flapping delta).
+    let mut clock = Clock::new();
+    let mut idx = probed(2, ProbePolicy::default(), &mut clock);
+    probe(&mut idx, "origin-1", true, &mut clock);
+    probe(&mut idx, "origin-0", false, &mut clock);
+    probe(&mut idx, "origin-0", false, &mut clock);
+    assert_eq!(
+        only_delta(&idx.commit(clock.tick())).remove,
+        vec!["origin-0".to_string()]
+    );
+    probe(&mut idx, "origin-1", false, &mut clock);
+    let c = idx.commit(clock.tick());
+    assert!(c.changes.is_empty(), "{c:?}");
+    assert!(idx.probe_panic(&pool()), "the hold is reported");
+    probe(&mut idx, "origin-1", true, &mut clock);
+    let c = idx.commit(clock.tick());
+    assert!(c.changes.is_empty(), "{c:?}");
+    assert!(!idx.probe_panic(&pool()));
+    assert_eq!(ids(&idx), vec!["origin-1".to_string()]);
+}
+
+#[test]
+fn a_held_origin_is_removed_when_the_hold_ends_and_it_is_still_down() {
+    let mut clock = Clock::new();
+    let mut idx = probed(4, ProbePolicy::default(), &mut clock);
+    for i in 0..4 {
+        probe(&mut idx, &format!("origin-{i}"), true, &mut clock);
+    }
+    idx.commit(clock.tick());
+    // Three of four fail once (hold), then origin-0 goes down while held: still listed.
+    for i in 0..3 {
+        probe(&mut idx, &format!("origin-{i}"), false, &mut clock);
+    }
+    probe(&mut idx, "origin-0", false, &mut clock);
+    assert!(idx.commit(clock.tick()).changes.is_empty());
+    assert_eq!(ids(&idx).len(), 4);
+    // The other two answer again: the hold ends, and origin-0, still down, is removed.
+    probe(&mut idx, "origin-1", true, &mut clock);
+    probe(&mut idx, "origin-2", true, &mut clock);
+    let c = idx.commit(clock.tick());
+    assert_eq!(only_delta(&c).remove, vec!["origin-0".to_string()]);
+    assert_eq!(c.probe_removed, vec![pool()]);
+    assert!(!idx.probe_panic(&pool()));
 }
 
 #[test]

@@ -268,7 +268,8 @@ pub struct Delta {
         skip_serializing_if = "Option::is_none",
         with = "millis_rfc3339_opt"
     )]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime, example = "2026-11-22T01:02:03.456Z"))]
+    // Optional, never null on the wire (`skip_serializing_if`): a non-null string schema.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, required = false, format = DateTime, example = "2026-11-22T01:02:03.456Z"))]
     pub received: Option<DateTime<Utc>>,
 }
 
