@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use origin_discovery::api::limits::Limiter;
 use origin_discovery::api::serve::{serve, ServeConfig};
-use origin_discovery::api::{router, ApiConfig, ApiState};
+use origin_discovery::api::{router, ApiConfig};
 use origin_discovery::metrics::Metrics;
 use origin_discovery_core::hub::Hub;
 use origin_discovery_core::model::{Delta, PoolChange, PoolId};
@@ -21,7 +21,6 @@ use origin_discovery_testkit::{eventually, metric, WAIT};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 fn addr(url: &str) -> SocketAddr {
     url.trim_start_matches("http://").parse().unwrap()
@@ -340,20 +339,18 @@ struct InProcess {
 
 impl InProcess {
     fn start(hub: &Arc<Hub>, write_timeout: Duration) -> Self {
-        let metrics = Metrics::new();
-        let limiter = Limiter::new(10, 10);
-        let shutdown = CancellationToken::new();
-        let state = ApiState {
-            hub: hub.clone(),
-            metrics: metrics.clone(),
-            config: Arc::new(ApiConfig {
+        let state = api_state(
+            hub.clone(),
+            ApiConfig {
                 write_timeout,
                 ..ApiConfig::default()
-            }),
-            limiter: limiter.clone(),
-            shutdown: shutdown.clone(),
-            sessions: TaskTracker::new(),
-        };
+            },
+        );
+        let (metrics, limiter, shutdown) = (
+            state.metrics.clone(),
+            state.limiter.clone(),
+            state.shutdown.clone(),
+        );
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let api = listener.local_addr().unwrap();

@@ -10,16 +10,14 @@ use axum::extract::connect_info::MockConnectInfo;
 use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
-use origin_discovery::api::limits::Limiter;
 use origin_discovery::api::serve::{serve, ServeConfig};
-use origin_discovery::api::{router, ApiConfig, ApiState};
+use origin_discovery::api::{router, ApiConfig};
 use origin_discovery::metrics::Metrics;
 use origin_discovery_core::hub::Hub;
 use origin_discovery_core::model::{Delta, Origin, OriginState, PoolChange, PoolId};
 use origin_discovery_testkit::fixtures::origin_in;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 fn origin(id: &str, zone: &str, state: OriginState) -> Origin {
@@ -46,18 +44,14 @@ fn setup(cors: Vec<String>) -> (Arc<Hub>, Router) {
         ],
     });
     hub.set_synced(true);
-    let state = ApiState {
-        hub: hub.clone(),
-        metrics: Metrics::new(),
-        config: Arc::new(ApiConfig {
+    let state = origin_discovery_testkit::stack::api_state(
+        hub.clone(),
+        ApiConfig {
             heartbeat_interval: Duration::from_secs(5),
             cors_allow_origins: cors,
             ..ApiConfig::default()
-        }),
-        limiter: Limiter::new(10, 10),
-        shutdown: CancellationToken::new(),
-        sessions: TaskTracker::new(),
-    };
+        },
+    );
     let app = router(state).layer(MockConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
     (hub, app)
 }

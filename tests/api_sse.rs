@@ -8,7 +8,6 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Service;
-use origin_discovery_testkit::client::Watch;
 use origin_discovery_testkit::stack::*;
 use origin_discovery_testkit::WAIT;
 use serde_json::Value;
@@ -100,26 +99,13 @@ impl Events {
     }
 }
 
-async fn ready3(stack: &Stack) -> Watch {
-    let mut w = stack.watch(&demo()).await;
-    w.wait_for(WAIT, |s| s.origins.len() == 3).await.unwrap();
-    w
-}
-
-async fn crash_and_wait(stack: &Stack, w: &mut Watch, pod: &str) {
-    stack.sim.crash_pod("demo", pod).unwrap();
-    w.wait_for(WAIT, |s| !s.origins.contains_key(pod))
-        .await
-        .unwrap();
-}
-
 #[tokio::test]
 async fn sse_resume_by_query_replays_only_the_missed_deltas_in_order() {
     let stack = start(Duration::ZERO, &[]).await;
-    let mut w = ready3(&stack).await;
+    let mut w = stack.ready_demo_watch().await;
     let (epoch, revision) = (w.state.epoch.clone(), w.state.revision);
-    crash_and_wait(&stack, &mut w, "origin-0").await;
-    crash_and_wait(&stack, &mut w, "origin-1").await;
+    stack.crash_and_wait(&mut w, "origin-0").await;
+    stack.crash_and_wait(&mut w, "origin-1").await;
     let mut events = Events::open(&stack, &format!("?epoch={epoch}&revision={revision}")).await;
     for expected in [revision + 1, revision + 2] {
         let (id, delta) = events.expect("delta").await;
@@ -127,7 +113,7 @@ async fn sse_resume_by_query_replays_only_the_missed_deltas_in_order() {
         assert_eq!(id, format!("{epoch}-{expected}"));
     }
     // Then live: the next change is the next revision, no snapshot in between.
-    crash_and_wait(&stack, &mut w, "origin-2").await;
+    stack.crash_and_wait(&mut w, "origin-2").await;
     let (_, delta) = events.expect("delta").await;
     assert_eq!(delta["revision"], revision + 3);
     assert_eq!(delta["remove"], serde_json::json!(["origin-2"]));
@@ -137,10 +123,10 @@ async fn sse_resume_by_query_replays_only_the_missed_deltas_in_order() {
 #[tokio::test]
 async fn sse_resume_past_the_delta_log_or_from_another_epoch_gets_a_snapshot() {
     let stack = start(Duration::ZERO, &["--delta-log", "1"]).await;
-    let mut w = ready3(&stack).await;
+    let mut w = stack.ready_demo_watch().await;
     let (epoch, revision) = (w.state.epoch.clone(), w.state.revision);
-    crash_and_wait(&stack, &mut w, "origin-0").await;
-    crash_and_wait(&stack, &mut w, "origin-1").await;
+    stack.crash_and_wait(&mut w, "origin-0").await;
+    stack.crash_and_wait(&mut w, "origin-1").await;
     for query in [
         format!("?epoch={epoch}&revision={revision}"),
         format!("?epoch=another-epoch&revision={}", revision + 1),
@@ -157,7 +143,7 @@ async fn sse_resume_past_the_delta_log_or_from_another_epoch_gets_a_snapshot() {
 #[tokio::test]
 async fn sse_stream_ends_after_the_removed_event_when_the_pool_goes_away() {
     let stack = start(Duration::ZERO, &[]).await;
-    ready3(&stack).await;
+    stack.ready_demo_watch().await;
     let mut events = Events::open(&stack, "").await;
     events.expect("snapshot").await;
     stack.sim.delete::<Service>(Some("demo"), "origin").unwrap();
@@ -178,7 +164,7 @@ async fn sse_stream_ends_after_the_removed_event_when_the_pool_goes_away() {
 #[tokio::test]
 async fn shutdown_ends_sse_streams_and_answers_waiting_long_polls_at_once() {
     let mut stack = start(Duration::ZERO, &["--shutdown-timeout", "5s"]).await;
-    let w = ready3(&stack).await;
+    let w = stack.ready_demo_watch().await;
     let revision = w.state.revision;
     let mut streams = Vec::new();
     for _ in 0..3 {

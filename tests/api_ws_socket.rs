@@ -13,19 +13,6 @@ use origin_discovery_testkit::stack::*;
 use origin_discovery_testkit::{eventually, metric, WAIT};
 use tokio_tungstenite::tungstenite::{self, Message};
 
-async fn crash_and_wait(stack: &Stack, w: &mut Watch, pod: &str) {
-    stack.sim.crash_pod("demo", pod).unwrap();
-    w.wait_for(WAIT, |s| !s.origins.contains_key(pod))
-        .await
-        .unwrap();
-}
-
-async fn ready3(stack: &Stack) -> Watch {
-    let mut w = stack.watch(&demo()).await;
-    w.wait_for(WAIT, |s| s.origins.len() == 3).await.unwrap();
-    w
-}
-
 async fn next_non_heartbeat(w: &mut Watch) -> Push {
     loop {
         match w.next_within(WAIT).await.unwrap().unwrap() {
@@ -38,12 +25,12 @@ async fn next_non_heartbeat(w: &mut Watch) -> Push {
 #[tokio::test]
 async fn resume_with_a_small_gap_replays_only_the_missed_deltas() {
     let stack = start(Duration::ZERO, &[]).await;
-    let w = ready3(&stack).await;
+    let w = stack.ready_demo_watch().await;
     let (epoch, revision) = (w.state.epoch.clone(), w.state.revision);
     w.close().await;
     let mut other = stack.watch(&demo()).await;
-    crash_and_wait(&stack, &mut other, "origin-0").await;
-    crash_and_wait(&stack, &mut other, "origin-1").await;
+    stack.crash_and_wait(&mut other, "origin-0").await;
+    stack.crash_and_wait(&mut other, "origin-1").await;
     let url = watch_url(&stack.api, &demo(), Some((&epoch, revision)));
     let mut w = Watch::connect(&url).await.unwrap();
     w.state.epoch = epoch;
@@ -65,12 +52,12 @@ async fn resume_with_a_small_gap_replays_only_the_missed_deltas() {
 #[tokio::test]
 async fn resume_past_the_delta_log_or_from_another_epoch_gets_a_snapshot() {
     let stack = start(Duration::ZERO, &["--delta-log", "1"]).await;
-    let w = ready3(&stack).await;
+    let w = stack.ready_demo_watch().await;
     let (epoch, revision) = (w.state.epoch.clone(), w.state.revision);
     w.close().await;
     let mut other = stack.watch(&demo()).await;
-    crash_and_wait(&stack, &mut other, "origin-0").await;
-    crash_and_wait(&stack, &mut other, "origin-1").await;
+    stack.crash_and_wait(&mut other, "origin-0").await;
+    stack.crash_and_wait(&mut other, "origin-1").await;
     for (e, r) in [(&*epoch, revision), ("another-epoch", revision + 1)] {
         let mut w = Watch::connect(&watch_url(&stack.api, &demo(), Some((e, r))))
             .await
@@ -240,7 +227,7 @@ async fn shutdown_closes_every_session_with_1001_before_exiting() {
 async fn sse_streams_the_same_messages_and_resumes_from_last_event_id() {
     use hyper_util::client::legacy::Client;
     let stack = start(Duration::ZERO, &[]).await;
-    let mut w = ready3(&stack).await;
+    let mut w = stack.ready_demo_watch().await;
     let client: Client<_, http_body_util::Empty<bytes::Bytes>> =
         Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
     let url = format!("{}/v1/pools/demo/origin/events", stack.api);
@@ -266,7 +253,7 @@ async fn sse_streams_the_same_messages_and_resumes_from_last_event_id() {
     assert_eq!(last_id, format!("{}-{}", w.state.epoch, w.state.revision));
     assert!(first.contains("\"type\":\"snapshot\""));
     drop(body);
-    crash_and_wait(&stack, &mut w, "origin-2").await;
+    stack.crash_and_wait(&mut w, "origin-2").await;
     let req = hyper::Request::get(url.as_str())
         .header("last-event-id", last_id)
         .body(http_body_util::Empty::new())

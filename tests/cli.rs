@@ -133,6 +133,30 @@ fn request(method: &str, url: &str) -> (u16, String) {
     (status, body)
 }
 
+/// `watch demo/origin -o json` against `api`, and its stdout lines.
+fn watch_json(api: &str) -> (Proc, Receiver<String>) {
+    let mut child = Command::new(BIN)
+        .args(["watch", "demo/origin", "-o", "json", "--server", api])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let rx = lines(&mut child);
+    (Proc(child), rx)
+}
+
+/// The exit status of `p`, which must exit within [`WAIT`] (polled, not slept on).
+fn exited(p: &mut Proc, what: &str) -> std::process::ExitStatus {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(status) = p.0.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn cli(args: &[&str], server: &str) -> Output {
     Command::new(BIN)
         .args(args)
@@ -267,14 +291,7 @@ fn get_and_pick_print_tables_wide_tables_and_json() {
 #[test]
 fn watch_prints_each_change_as_it_arrives_with_revision_and_lag_and_exits_3_on_removal() {
     let dev = start_dev();
-    let mut child = Command::new(BIN)
-        .args(["watch", "demo/origin", "-o", "json", "--server", &dev.api])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let rx = lines(&mut child);
-    let mut watch = Proc(child);
+    let (mut watch, rx) = watch_json(&dev.api);
     let first: Value = serde_json::from_str(&next_line(&rx, "the snapshot line")).unwrap();
     assert_eq!(first["message"]["type"], "snapshot");
     assert_eq!(first["lag_ms"], Value::Null);
@@ -334,14 +351,7 @@ fn watch_prints_each_change_as_it_arrives_with_revision_and_lag_and_exits_3_on_r
         }
     };
     assert_eq!(removed["message"]["pool"], "demo/origin");
-    let deadline = Instant::now() + WAIT;
-    let status = loop {
-        if let Some(status) = watch.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "watch did not exit");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = exited(&mut watch, "watch did not exit");
     assert_eq!(status.code(), Some(3));
     let mut stderr = String::new();
     watch
@@ -431,14 +441,7 @@ fn errors_are_one_line_with_documented_exit_codes() {
 #[test]
 fn watch_exits_4_when_the_server_is_full_and_0_on_ctrl_c() {
     let dev = start_dev_with(&["--max-subscribers", "1"]);
-    let mut child = Command::new(BIN)
-        .args(["watch", "demo/origin", "-o", "json", "--server", &dev.api])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let rx = lines(&mut child);
-    let mut first = Proc(child);
+    let (mut first, rx) = watch_json(&dev.api);
     let snapshot: Value = serde_json::from_str(&next_line(&rx, "the snapshot line")).unwrap();
     assert_eq!(snapshot["message"]["type"], "snapshot");
     // The only subscriber slot is taken: a second watch is refused (429) and exits 4.
@@ -460,14 +463,7 @@ fn watch_exits_4_when_the_server_is_full_and_0_on_ctrl_c() {
         .status()
         .unwrap()
         .success());
-    let deadline = Instant::now() + WAIT;
-    let status = loop {
-        if let Some(status) = first.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "watch did not exit on SIGINT");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = exited(&mut first, "watch did not exit on SIGINT");
     assert_eq!(status.code(), Some(0));
 }
 

@@ -407,9 +407,7 @@ async fn the_pick_endpoint_serves_the_weighted_vectors() {
     use axum::extract::connect_info::MockConnectInfo;
     use axum::http::{Request, StatusCode};
     use http_body_util::BodyExt;
-    use origin_discovery::api::limits::Limiter;
-    use origin_discovery::api::{router, ApiConfig, ApiState};
-    use origin_discovery::metrics::Metrics;
+    use origin_discovery::api::{router, ApiConfig};
     use origin_discovery_core::hub::Hub;
     use origin_discovery_core::model::{PoolChange, PoolId};
     use std::sync::Arc;
@@ -427,14 +425,7 @@ async fn the_pick_endpoint_serves_the_weighted_vectors() {
             origins: pool.origins.clone(),
         });
         hub.set_synced(true);
-        let state = ApiState {
-            hub,
-            metrics: Metrics::new(),
-            config: Arc::new(ApiConfig::default()),
-            limiter: Limiter::new(10, 10),
-            shutdown: tokio_util::sync::CancellationToken::new(),
-            sessions: tokio_util::task::TaskTracker::new(),
-        };
+        let state = origin_discovery_testkit::stack::api_state(hub, ApiConfig::default());
         let app = router(state).layer(MockConnectInfo(std::net::SocketAddr::from((
             [127, 0, 0, 1],
             40000,

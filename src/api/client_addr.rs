@@ -89,30 +89,25 @@ pub fn client_ip(
 /// The hops a request passed according to `header`, oldest (leftmost) first; `None` for
 /// one that did not say its address.
 fn forwarded_hops(headers: &HeaderMap, header: ForwardedHeader) -> Vec<Option<IpAddr>> {
-    let lines = |name| {
-        headers
-            .get_all(name)
-            .into_iter()
-            .map(|v| v.to_str().unwrap_or("unknown"))
+    // Read lossily: a proxy appends the real hop to a line that may carry a client's
+    // non-UTF-8 bytes, and that hop must still be found.
+    let name = match header {
+        ForwardedHeader::Forwarded => "forwarded",
+        ForwardedHeader::XForwardedFor => "x-forwarded-for",
     };
-    match header {
-        ForwardedHeader::Forwarded => lines("forwarded")
-            .flat_map(|v| split_outside_quotes(v, ','))
-            .map(forwarded_for)
-            .collect(),
-        // Read lossily: a proxy appends the real hop to a line that may carry a client's
-        // non-UTF-8 bytes, and that hop must still be found.
-        ForwardedHeader::XForwardedFor => headers
-            .get_all("x-forwarded-for")
-            .into_iter()
-            .flat_map(|v| {
-                String::from_utf8_lossy(v.as_bytes())
-                    .split(',')
-                    .map(|hop| parse_node(hop.trim()))
-                    .collect::<Vec<_>>()
-            })
-            .collect(),
+    let mut hops = Vec::new();
+    for line in headers.get_all(name) {
+        let line = String::from_utf8_lossy(line.as_bytes());
+        match header {
+            ForwardedHeader::Forwarded => {
+                hops.extend(split_outside_quotes(&line, ',').map(forwarded_for))
+            }
+            ForwardedHeader::XForwardedFor => {
+                hops.extend(line.split(',').map(|hop| parse_node(hop.trim())))
+            }
+        }
     }
+    hops
 }
 
 /// The `for=` node of one `Forwarded` element (`for=192.0.2.1;proto=https`).

@@ -230,11 +230,6 @@ impl ProbeState {
         self.active && (self.down || self.failures > 0)
     }
 
-    /// Taken out of the list: down, neither held nor in a panicking pool.
-    fn removes(&self, panic: bool) -> bool {
-        self.down && !self.held && !panic
-    }
-
     /// Counted in `probes_down`.
     fn counted_down(&self) -> bool {
         self.active && self.down
@@ -862,16 +857,14 @@ impl Index {
             }
         }
         let flipped = state.down != was_down;
-        if !state.down {
-            state.held = false;
-        }
         let after = (state.counted_down(), state.failing());
         pool.recount(before, after);
         let mut ids = pool.refresh_panic(policy.panic_threshold, targets);
+        let hold = pool.probe_hold;
+        let state = pool.probes.get_mut(&target.id).expect("inserted above");
+        // Gone down while the pool is failing at once: kept listed (see `probe_hold`).
+        state.held = state.down && if flipped { hold } else { state.held };
         if flipped {
-            let state = pool.probes.get_mut(&target.id).expect("inserted above");
-            // Gone down while the pool is failing at once: kept listed (see `probe_hold`).
-            state.held = state.down && pool.probe_hold;
             ids.push(target.id.clone());
         }
         let pool_id = target.pool.clone();
@@ -1020,11 +1013,7 @@ impl Index {
                 match (prev, next) {
                     (None, None) => {}
                     (Some(p), None) => {
-                        if pool
-                            .probes
-                            .get(&id)
-                            .is_some_and(|s| s.removes(pool.probe_panic))
-                        {
+                        if pool.removed_by_probes(&id) {
                             out.probe_removed.push(pool_id.clone());
                         }
                         remove.push(p.id.clone());
@@ -1142,11 +1131,7 @@ impl Index {
         }
         // Active probes: failing (and the pool not in panic mode) → removed.
         if let Some(pool) = &entry.pool {
-            if pool
-                .probes
-                .get(id)
-                .is_some_and(|s| s.removes(pool.probe_panic))
-            {
+            if pool.removed_by_probes(id) {
                 state = None;
             }
         }
@@ -1338,6 +1323,12 @@ impl PoolState {
             }
         }
         ids
+    }
+
+    /// Whether the probes take `id` out of the list: down, neither held nor in a pool in
+    /// panic mode.
+    fn removed_by_probes(&self, id: &str) -> bool {
+        !self.probe_panic && self.probes.get(id).is_some_and(|s| s.down && !s.held)
     }
 
     /// In panic mode or holding removals: what the panic gauge and log report.

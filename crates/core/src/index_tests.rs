@@ -670,6 +670,16 @@ fn probed(n: usize, policy: ProbePolicy, clock: &mut Clock) -> Index {
     idx
 }
 
+/// [`probed`] with the default policy, every origin having answered one probe.
+fn probed_healthy(n: usize, clock: &mut Clock) -> Index {
+    let mut idx = probed(n, ProbePolicy::default(), clock);
+    for i in 0..n {
+        probe(&mut idx, &format!("origin-{i}"), true, clock);
+    }
+    idx.commit(clock.tick());
+    idx
+}
+
 fn target(idx: &Index, id: &str) -> ProbeTarget {
     idx.probe_targets()
         .into_iter()
@@ -903,11 +913,7 @@ fn probe_down_overrides_a_draining_slice_too() {
 #[test]
 fn panic_threshold_keeps_the_pool_when_too_many_fail_at_once() {
     let mut clock = Clock::new();
-    let mut idx = probed(4, ProbePolicy::default(), &mut clock);
-    for i in 0..4 {
-        probe(&mut idx, &format!("origin-{i}"), true, &mut clock);
-    }
-    idx.commit(clock.tick());
+    let mut idx = probed_healthy(4, &mut clock);
     // Two of four (50 %, not more than the threshold) are removed.
     for id in ["origin-0", "origin-1"] {
         probe(&mut idx, id, false, &mut clock);
@@ -960,11 +966,7 @@ fn a_pool_failing_all_at_once_loses_no_origin_even_as_they_go_down_one_by_one() 
     // fails once before the first reaches --probe-failures (2). Committing after every
     // result, as the controller does, no removal may be published on the way into panic.
     let mut clock = Clock::new();
-    let mut idx = probed(4, ProbePolicy::default(), &mut clock);
-    for i in 0..4 {
-        probe(&mut idx, &format!("origin-{i}"), true, &mut clock);
-    }
-    idx.commit(clock.tick());
+    let mut idx = probed_healthy(4, &mut clock);
     for round in 0..3 {
         for i in 0..4 {
             probe(&mut idx, &format!("origin-{i}"), false, &mut clock);
@@ -1016,11 +1018,7 @@ fn one_failed_probe_elsewhere_does_not_bring_back_an_origin_that_is_down() {
 #[test]
 fn a_held_origin_is_removed_when_the_hold_ends_and_it_is_still_down() {
     let mut clock = Clock::new();
-    let mut idx = probed(4, ProbePolicy::default(), &mut clock);
-    for i in 0..4 {
-        probe(&mut idx, &format!("origin-{i}"), true, &mut clock);
-    }
-    idx.commit(clock.tick());
+    let mut idx = probed_healthy(4, &mut clock);
     // Three of four fail once (hold), then origin-0 goes down while held: still listed.
     for i in 0..3 {
         probe(&mut idx, &format!("origin-{i}"), false, &mut clock);

@@ -119,6 +119,21 @@ impl Stack {
         w
     }
 
+    /// A watch on the demo pool, once it lists its three seeded origins.
+    pub async fn ready_demo_watch(&self) -> Watch {
+        let mut w = self.watch(&demo()).await;
+        w.wait_for(WAIT, |s| s.origins.len() == 3).await.unwrap();
+        w
+    }
+
+    /// Crashes demo pod `pod` and waits until `w` no longer lists it.
+    pub async fn crash_and_wait(&self, w: &mut Watch, pod: &str) {
+        self.sim.crash_pod("demo", pod).unwrap();
+        w.wait_for(WAIT, |s| !s.origins.contains_key(pod))
+            .await
+            .unwrap();
+    }
+
     /// The text of `/metrics`.
     pub async fn metrics(&self) -> String {
         let (_, body) = http::get_text(&format!("{}/metrics", self.admin))
@@ -134,5 +149,22 @@ impl Stack {
             let _ = tokio::time::timeout(WAIT, r.wait()).await;
         }
         self.sim.shutdown().await;
+    }
+}
+
+/// The public API's state over `hub` alone — no controller, no simulator — with `config`,
+/// fresh metrics and subscriber limits of 10 (and 10 per IP), for tests that drive the
+/// router or the server directly.
+pub fn api_state(
+    hub: std::sync::Arc<origin_discovery_core::hub::Hub>,
+    config: origin_discovery::api::ApiConfig,
+) -> origin_discovery::api::ApiState {
+    origin_discovery::api::ApiState {
+        hub,
+        metrics: origin_discovery::metrics::Metrics::new(),
+        config: std::sync::Arc::new(config),
+        limiter: origin_discovery::api::limits::Limiter::new(10, 10),
+        shutdown: tokio_util::sync::CancellationToken::new(),
+        sessions: tokio_util::task::TaskTracker::new(),
     }
 }
