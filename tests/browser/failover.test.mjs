@@ -106,19 +106,6 @@ const results = {
 // ---------------------------------------------------------------------------------------------
 // helpers
 
-async function snapshot() {
-  const res = await fetch(`${dev.api}/v1/pools/${POOL}`, { signal: AbortSignal.timeout(5_000) });
-  if (!res.ok) throw new Error(`GET /v1/pools/${POOL}: HTTP ${res.status}`);
-  return res.json();
-}
-
-/** Origins the controller lists `ready` and whose process is alive. */
-async function liveReady() {
-  const alive = new Set(fleet.alive().map((o) => o.name));
-  const snap = await snapshot();
-  return new Set(snap.origins.filter((o) => o.state === 'ready' && alive.has(o.id)).map((o) => o.id));
-}
-
 /**
  * Waits until the page echoes steadily (≥ 3 replies on its latest connection, the last one
  * fresh) and returns the origin answering.
@@ -214,7 +201,7 @@ describe('browser failover (origin-discovery client vs. Service-VIP baseline)', 
     fleet = new EchoFleet(sim);
     await fleet.ensureSpares(POOL_SIZE + 2);
     for (let i = 0; i < POOL_SIZE; i++) await fleet.add();
-    await waitFor(async () => (await liveReady()).size >= POOL_SIZE, {
+    await waitFor(async () => (await fleet.liveReady(dev.api)).size >= POOL_SIZE, {
       timeout: 20_000,
       what: `${POOL_SIZE} ready origins in ${POOL}`,
     });
@@ -267,7 +254,7 @@ describe('browser failover (origin-discovery client vs. Service-VIP baseline)', 
       const killed = [...new Set([odOrigin, baseOrigin])];
       await waitFor(
         async () => {
-          const ready = await liveReady();
+          const ready = await fleet.liveReady(dev.api);
           return killed.every((k) => ready.has(k)) && ready.size - killed.length >= 2 && ready.size >= POOL_SIZE;
         },
         { timeout: 15_000, interval: 50, what: `round ${round}: ${POOL_SIZE} live ready origins incl. ${killed}` },
@@ -359,7 +346,7 @@ describe('browser failover (origin-discovery client vs. Service-VIP baseline)', 
       const from = await echoingOn(odPage, 10_000, `graceful round ${round}: page echoing`);
       await waitFor(
         async () => {
-          const ready = await liveReady();
+          const ready = await fleet.liveReady(dev.api);
           return ready.has(from) && ready.size >= 3;
         },
         { timeout: 15_000, interval: 50, what: `graceful round ${round}: ≥ 3 live ready origins incl. ${from}` },

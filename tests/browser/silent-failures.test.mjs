@@ -175,22 +175,9 @@ async function phase(name, fn) {
   }
 }
 
-async function snapshot() {
-  const res = await fetch(`${dev.api}/v1/pools/${POOL}`, { signal: AbortSignal.timeout(5_000) });
-  if (!res.ok) throw new Error(`GET /v1/pools/${POOL}: HTTP ${res.status}`);
-  return res.json();
-}
-
-/** Origins the controller lists `ready` whose process runs (not frozen, not killed). */
-async function liveReady() {
-  const alive = new Set(fleet.alive().map((o) => o.name));
-  const snap = await snapshot();
-  return new Set(snap.origins.filter((o) => o.state === 'ready' && alive.has(o.id)).map((o) => o.id));
-}
-
 /** Waits until `n` live origins are listed ready and the VIP proxy routes to them. */
 async function waitPool(n) {
-  await waitFor(async () => (await liveReady()).size >= n, { timeout: 30_000, interval: 100, what: `${n} ready origins in ${POOL}` });
+  await waitFor(async () => (await fleet.liveReady(dev.api)).size >= n, { timeout: 30_000, interval: 100, what: `${n} ready origins in ${POOL}` });
   const alive = new Set(fleet.alive().map((o) => o.name));
   await waitFor(() => vip.endpoints.filter((e) => e.ready && alive.has(e.pod)).length >= n, {
     timeout: 10_000,
@@ -461,7 +448,7 @@ describe('browser: silent failures (dead node, frozen origin, viewer outage)', {
       browser = /** @type {any} */ (started[1]).value;
       results.setup.chromium = browser.browser()?.version() ?? '';
       await Promise.all(Array.from({ length: FIRST }, () => fleet.add(NODES[0])));
-      await waitFor(async () => (await liveReady()).size >= FIRST, { timeout: 30_000, what: `${FIRST} ready origins in ${POOL}` });
+      await waitFor(async () => (await fleet.liveReady(dev.api)).size >= FIRST, { timeout: 30_000, what: `${FIRST} ready origins in ${POOL}` });
       vip = await new VipProxy({ sim, namespace: NAMESPACE, service: SERVICE, portOf: (p) => fleet.portOf(p) }).start();
       await waitPool(FIRST);
       pagesUrl = (await serveStatic(path.join(HERE, 'pages'))).url;

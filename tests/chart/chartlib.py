@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -210,3 +211,26 @@ def prometheus_rule_spec_text(values: dict[str, Any] | None = None) -> str:
 def prometheus_rules_text() -> str:
     """What manifests/prometheus/origin-discovery-rules.yaml must contain."""
     return PROMETHEUS_RULES_HEADER + prometheus_rule_spec_text()
+
+
+def regenerate(path: Path, want: str, argv: list[str] | None = None, hint: str = "") -> int:
+    """The body of a regenerate script: write `want` to `path` (a file generated from the
+    chart), or with `--check` only say whether it drifted (exit code 1, with `hint` on how
+    to regenerate it)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=f"Regenerate {path.relative_to(REPO_ROOT)}")
+    parser.add_argument("--check", action="store_true", help="only check, do not write")
+    args = parser.parse_args(argv)
+    have = path.read_text() if path.exists() else None
+    rel = path.relative_to(REPO_ROOT)
+    if have == want:
+        print(f"{rel} is up to date")
+        return 0
+    if args.check:
+        print(f"{rel} differs from the chart; regenerate with {hint}", file=sys.stderr)
+        return 1
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(want)
+    print(f"wrote {rel}")
+    return 0

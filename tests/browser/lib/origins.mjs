@@ -163,6 +163,19 @@ export class EchoFleet {
     return [...this.byName.values()].filter((o) => o.registered && !o.killed && !o.frozen);
   }
 
+  /**
+   * Origins the controller at `api` lists `ready` in the pool and whose process runs.
+   * @param {string} api the controller's public base URL
+   * @returns {Promise<Set<string>>}
+   */
+  async liveReady(api) {
+    const res = await fetch(`${api}/v1/pools/${POOL}`, { signal: AbortSignal.timeout(5_000) });
+    if (!res.ok) throw new Error(`GET /v1/pools/${POOL}: HTTP ${res.status}`);
+    const snap = await res.json();
+    const alive = new Set(this.alive().map((o) => o.name));
+    return new Set(snap.origins.filter((o) => o.state === 'ready' && alive.has(o.id)).map((o) => o.id));
+  }
+
   /** The origin's port, also after it was killed (connecting then is refused, like a dead pod IP). */
   portOf(name) {
     return this.byName.get(name)?.port ?? null;
