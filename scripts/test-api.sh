@@ -26,30 +26,10 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 started=$SECONDS
 
-# The venv scripts/test-chart.sh creates; each requirements file is installed when it changed.
+. scripts/lib.sh
 venv=.venv
-requirements=tests/api/requirements.txt
-stamp="$venv/.api-requirements"
-if [[ ! -x "$venv/bin/python" ]]; then
-  echo "test-api: creating $venv" >&2
-  "${PYTHON:-python3}" -m venv "$venv"
-fi
-if ! cmp -s "$requirements" "$stamp" 2>/dev/null; then
-  echo "test-api: installing $requirements into $venv" >&2
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$requirements"
-  cp "$requirements" "$stamp"
-fi
-
-bin=${ORIGIN_DISCOVERY_BIN:-target/debug/origin-discovery}
-if [[ ! -x "$bin" ]]; then
-  if [[ -n "${ORIGIN_DISCOVERY_BIN:-}" ]]; then
-    echo "test-api: ORIGIN_DISCOVERY_BIN=$bin is not an executable" >&2
-    exit 1
-  fi
-  echo "test-api: $bin missing; cargo build" >&2
-  cargo build --quiet --bin origin-discovery
-fi
-export ORIGIN_DISCOVERY_BIN="$bin"
+ensure_venv tests/api/requirements.txt
+ensure_binary
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/origin-discovery-api.XXXXXX")
 dev_pid=
@@ -72,7 +52,7 @@ trap cleanup EXIT
 
 # Chaos keeps the pool changing, so long-polls that schemathesis sends with a valid `wait`
 # end at the next change (well under a second) instead of waiting out `wait`.
-"$bin" dev --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
+"$ORIGIN_DISCOVERY_BIN" dev --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
   --kubeconfig-out "$tmp/kubeconfig" --chaos 500ms \
   >"$tmp/dev.out" 2>"$tmp/dev.log" &
 dev_pid=$!

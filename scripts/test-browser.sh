@@ -45,17 +45,8 @@ export CHROMIUM_PATH=$chromium
 echo "test-browser: npm ci in tests/browser" >&2
 (cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
 
-bin=${ORIGIN_DISCOVERY_BIN:-target/debug/origin-discovery}
-if [[ ! -x "$bin" ]]; then
-  echo "test-browser: $bin missing; cargo build" >&2
-  cargo build
-  if [[ ! -x "$bin" ]]; then
-    echo "test-browser: $bin still missing after cargo build" >&2
-    exit 1
-  fi
-fi
-ORIGIN_DISCOVERY_BIN=$(realpath "$bin")
-export ORIGIN_DISCOVERY_BIN
+. scripts/lib.sh
+ensure_binary
 
 mkdir -p test-artifacts
 # One test file at a time: they measure timing on a 2-core machine.

@@ -16,30 +16,10 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+. scripts/lib.sh
 venv=.venv
-requirements=tests/chart/requirements.txt
-stamp="$venv/.chart-requirements"
-
-if [[ ! -x "$venv/bin/python" ]]; then
-  echo "test-chart: creating $venv" >&2
-  "${PYTHON:-python3}" -m venv "$venv"
-fi
-# Reinstall only when requirements.txt changed since the last successful install.
-if ! cmp -s "$requirements" "$stamp" 2>/dev/null; then
-  echo "test-chart: installing $requirements into $venv" >&2
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$requirements"
-  cp "$requirements" "$stamp"
-fi
-
-export ORIGIN_DISCOVERY_BIN="${ORIGIN_DISCOVERY_BIN:-target/debug/origin-discovery}"
-if [[ ! -x "$ORIGIN_DISCOVERY_BIN" ]]; then
-  if [[ "$ORIGIN_DISCOVERY_BIN" != target/debug/origin-discovery ]]; then
-    echo "test-chart: ORIGIN_DISCOVERY_BIN=$ORIGIN_DISCOVERY_BIN is not an executable" >&2
-    exit 1
-  fi
-  echo "test-chart: $ORIGIN_DISCOVERY_BIN missing, running cargo build" >&2
-  cargo build --quiet --bin origin-discovery
-fi
+ensure_venv tests/chart/requirements.txt
+ensure_binary
 
 if [[ -n "${UPDATE_MANIFESTS:-}" ]]; then
   "$venv/bin/python" scripts/render-manifests.py
