@@ -33,12 +33,7 @@ if [[ ! -x "$chromium" ]]; then
     echo "test-browser: CHROMIUM_PATH=$chromium is not executable" >&2
     exit 1
   fi
-  echo "test-browser: installing chromium (Debian package)" >&2
-  sudo=()
-  if [[ $(id -u) -ne 0 ]]; then sudo=(sudo); fi
-  export DEBIAN_FRONTEND=noninteractive
-  "${sudo[@]}" apt-get update -q
-  "${sudo[@]}" apt-get install -y -q chromium
+  scripts/apt-install.sh chromium=chromium
 fi
 export CHROMIUM_PATH=$chromium
 

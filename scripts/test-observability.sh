@@ -25,29 +25,15 @@ rules=manifests/prometheus/origin-discovery-rules.yaml
 dashboard=charts/origin-discovery/dashboards/origin-discovery.json
 timeout=${OBS_TIMEOUT:-30}
 
-if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
-  echo "test-observability: installing prometheus (Debian package, ships promtool)" >&2
-  sudo=()
-  if [[ $(id -u) -ne 0 ]]; then sudo=(sudo); fi
-  export DEBIAN_FRONTEND=noninteractive
-  "${sudo[@]}" apt-get update -q
-  # No recommends (exporters); without systemd the package's service is not started.
-  "${sudo[@]}" apt-get install -y -q --no-install-recommends prometheus
-fi
+# Without systemd the package's service is not started; no recommends (exporters).
+scripts/apt-install.sh --no-install-recommends promtool=prometheus prometheus=prometheus
 
 echo "test-observability: promtool check rules / test rules" >&2
 promtool check rules "$rules"
 promtool test rules tests/prometheus/*.test.yaml
 
-bin=${ORIGIN_DISCOVERY_BIN:-target/debug/origin-discovery}
-if [[ ! -x "$bin" ]]; then
-  if [[ -n "${ORIGIN_DISCOVERY_BIN:-}" ]]; then
-    echo "test-observability: ORIGIN_DISCOVERY_BIN=$bin is not an executable" >&2
-    exit 1
-  fi
-  echo "test-observability: $bin missing; cargo build" >&2
-  cargo build --quiet --bin origin-discovery
-fi
+. scripts/lib.sh
+ensure_binary
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/origin-discovery-obs.XXXXXX")
 pids=()
@@ -90,7 +76,7 @@ wait_until() {
 
 # Controller: both ports chosen by the kernel (read back from its banner), chaos for origin
 # churn (pushes, signal lead), a single subscriber slot (a refused subscription to alert on).
-"$bin" dev --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
+"$ORIGIN_DISCOVERY_BIN" dev --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
   --kubeconfig-out "$tmp/kubeconfig" --chaos 1s --endpointslice-delay 200ms \
   --max-subscribers 1 --shutdown-timeout 2s --log-level warn \
   </dev/null >"$tmp/dev.out" 2>"$tmp/dev.err" &

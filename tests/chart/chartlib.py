@@ -8,6 +8,7 @@ values.schema.json, exactly as `helm install` / `helm template` do.
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import subprocess
@@ -217,8 +218,6 @@ def regenerate(path: Path, want: str, argv: list[str] | None = None, hint: str =
     """The body of a regenerate script: write `want` to `path` (a file generated from the
     chart), or with `--check` only say whether it drifted (exit code 1, with `hint` on how
     to regenerate it)."""
-    import argparse
-
     parser = argparse.ArgumentParser(description=f"Regenerate {path.relative_to(REPO_ROOT)}")
     parser.add_argument("--check", action="store_true", help="only check, do not write")
     args = parser.parse_args(argv)
