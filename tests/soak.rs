@@ -14,7 +14,6 @@
 //! --nocapture` is the 30-minute run.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -26,6 +25,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube_sim::Sim;
 use origin_discovery_core::messages::Message;
 use origin_discovery_testkit::client::{watch_url, PoolState, Watch};
+use origin_discovery_testkit::procs;
 use origin_discovery_testkit::stack::{demo, sim_config};
 use origin_discovery_testkit::WAIT;
 use rand::Rng;
@@ -83,37 +83,19 @@ fn start_controller(kubeconfig: &std::path::Path) -> Controller {
         admin: unbound,
         log: log.clone(),
     };
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let keep = log.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            // Everything but the expected watch warnings, bounded.
-            if !line.contains("\"level\":\"INFO\"") && !line.contains("watch error") {
-                let mut l = keep.lock().unwrap();
-                if l.len() < 1000 {
-                    l.push(line.clone());
-                }
+    let bound = procs::wait_started(stderr, WAIT, move |line| {
+        // Everything but the expected watch warnings, bounded.
+        if !line.contains("\"level\":\"INFO\"") && !line.contains("watch error") {
+            let mut l = log.lock().unwrap();
+            if l.len() < 1000 {
+                l.push(line.to_string());
             }
-            let _ = tx.send(line);
         }
-    });
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("the controller logs its start-up line");
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
-            continue;
-        };
-        if v["fields"]["message"] == "origin-discovery started" {
-            let api: SocketAddr = v["fields"]["api"].as_str().unwrap().parse().unwrap();
-            let admin: SocketAddr = v["fields"]["admin"].as_str().unwrap().parse().unwrap();
-            std::thread::spawn(move || while rx.recv().is_ok() {});
-            controller.api = api;
-            controller.admin = admin;
-            return controller;
-        }
-    }
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    controller.api = bound.api;
+    controller.admin = bound.admin;
+    controller
 }
 
 fn proc_sample(pid: u32) -> (f64, f64) {

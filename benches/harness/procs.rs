@@ -2,7 +2,7 @@
 //! helpers. Every child is owned by a guard that stops it on drop (SIGTERM, then SIGKILL
 //! after a bounded wait), so a failing or panicking run leaves nothing behind.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -116,33 +116,17 @@ impl Controller {
             .with_context(|| format!("starting {CONTROLLER_BIN} (run scripts/bench.sh)"))?;
         let stderr = child.stderr.take().expect("stderr is piped");
         let proc = Guard::new("controller", child);
-        let (tx, rx) = mpsc::channel::<String>();
-        // Forwards log lines until the start-up line is found, then keeps draining the pipe
-        // (a full pipe would block the controller's logging).
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(|l| l.ok()) {
-                if line.contains("\"level\":\"WARN\"") || line.contains("\"level\":\"ERROR\"") {
-                    eprintln!("controller: {line}");
-                }
-                let _ = tx.send(line);
+        let bound = procs::wait_started(stderr, Duration::from_secs(30), |line| {
+            if line.contains("\"level\":\"WARN\"") || line.contains("\"level\":\"ERROR\"") {
+                eprintln!("controller: {line}");
             }
-        });
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = rx
-                .recv_timeout(left)
-                .context("the controller did not log its start-up line within 30 s")?;
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
-                continue;
-            };
-            let fields = &v["fields"];
-            if fields["message"] == "origin-discovery started" {
-                let api = fields["api"].as_str().context("api field")?.parse()?;
-                let admin = fields["admin"].as_str().context("admin field")?.parse()?;
-                return Ok(Controller { proc, api, admin });
-            }
-        }
+        })
+        .map_err(anyhow::Error::msg)?;
+        Ok(Controller {
+            proc,
+            api: bound.api,
+            admin: bound.admin,
+        })
     }
 
     /// Waits (bounded) until `/readyz` answers 200.

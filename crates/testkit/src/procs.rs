@@ -1,7 +1,12 @@
-//! Finding and starting the external programs tests and benchmarks compare against.
+//! Finding and starting the external programs tests and benchmarks compare against, and
+//! reading the start-up line of a controller they run as a process of its own.
 
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStderr, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 /// Finds `name` on `PATH`, or in the sbin directories Debian puts nginx in.
 pub fn find_program(name: &str) -> Option<PathBuf> {
@@ -28,4 +33,82 @@ pub fn spawn_nginx(bin: &Path, dir: &Path, conf: &str) -> std::io::Result<Child>
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
+}
+
+/// The addresses a controller bound, from its start-up log line.
+#[derive(Clone, Copy, Debug)]
+pub struct Bound {
+    /// The public API.
+    pub api: SocketAddr,
+    /// The admin port.
+    pub admin: SocketAddr,
+}
+
+/// Reads a controller's JSON log (`--log-format json`) from its `stderr` on a thread of
+/// its own, handing every line to `on_line`, and waits at most `within` for the start-up
+/// line ("origin-discovery started") to return the addresses it bound (`--listen
+/// 127.0.0.1:0` picks free ports). The thread keeps draining the pipe until the process
+/// closes it: a full pipe would block the controller's logging.
+pub fn wait_started(
+    stderr: ChildStderr,
+    within: Duration,
+    mut on_line: impl FnMut(&str) + Send + 'static,
+) -> Result<Bound, String> {
+    let (tx, rx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            on_line(&line);
+            // Nobody listens once the start-up line was found.
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + within;
+    loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .map_err(|_| {
+                format!("the controller did not log its start-up line within {within:?}")
+            })?;
+        if let Some(bound) = started(&line) {
+            return bound;
+        }
+    }
+}
+
+/// The addresses in `line` if it is the start-up line; `None` for any other line.
+fn started(line: &str) -> Option<Result<Bound, String>> {
+    let v = serde_json::from_str::<serde_json::Value>(line).ok()?;
+    let fields = &v["fields"];
+    if fields["message"] != "origin-discovery started" {
+        return None;
+    }
+    let addr = |name: &str| {
+        fields[name]
+            .as_str()
+            .and_then(|a| a.parse().ok())
+            .ok_or_else(|| format!("the start-up line has no `{name}` address: {line}"))
+    };
+    Some(addr("api").and_then(|api| {
+        Ok(Bound {
+            api,
+            admin: addr("admin")?,
+        })
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_start_up_line_gives_both_addresses_and_other_lines_none() {
+        let line = r#"{"level":"INFO","fields":{"message":"origin-discovery started","api":"127.0.0.1:4000","admin":"[::1]:4001"}}"#;
+        let bound = started(line).unwrap().unwrap();
+        assert_eq!(bound.api, "127.0.0.1:4000".parse().unwrap());
+        assert_eq!(bound.admin, "[::1]:4001".parse().unwrap());
+        assert!(started(r#"{"fields":{"message":"watch error"}}"#).is_none());
+        assert!(started("not json").is_none());
+        let broken = r#"{"fields":{"message":"origin-discovery started","api":"127.0.0.1:4000"}}"#;
+        assert!(started(broken).unwrap().unwrap_err().contains("`admin`"));
+    }
 }
