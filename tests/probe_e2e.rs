@@ -365,6 +365,18 @@ async fn recovery_needs_the_successes_and_a_ready_slice() {
 
     // Kubernetes catches up (readiness fails): the slice says not ready. The process
     // recovers meanwhile, but nothing probes an endpoint its slice does not list as ready.
+    let shared = stack.running.as_ref().expect("running").shared.clone();
+    let probed = || {
+        let targets = shared
+            .probe_targets(None)
+            .map(|(_, t)| t)
+            .unwrap_or_default();
+        targets.iter().any(|t| t.id == victim)
+    };
+    assert!(
+        probed(),
+        "a frozen endpoint its slice lists ready is still probed"
+    );
     let mut events = stack.sim.subscribe();
     stack.sim.crash_pod("demo", &victim).unwrap();
     let endpoint_ready = |ev: &kube_sim::SimEvent, ready: bool| {
@@ -379,6 +391,17 @@ async fn recovery_needs_the_successes_and_a_ready_slice() {
     sim_event(&mut events, "the slice says not ready", |ev| {
         endpoint_ready(ev, false)
     })
+    .await;
+    // ...and the controller has applied that slice: the endpoint is no longer a probe
+    // target. Reopening before then would let a probe succeed while it still is one, and
+    // that success would count towards the three (the race is the slice watch's latency).
+    eventually(
+        "the controller to stop probing the not-ready endpoint",
+        || {
+            let still = probed();
+            async move { !still }
+        },
+    )
     .await;
     // The process restarts (no request of the frozen one is ever answered).
     b.close().await;
