@@ -919,12 +919,18 @@ impl Index {
                     if e.address == state.target.address && port == state.target.port =>
                 {
                     state.active = slice_verdict(e) != SliceVerdict::Absent;
+                    if !state.active {
+                        // Successes count in a row while it is probed: one from before
+                        // its slice said not ready says nothing about the restarted process.
+                        state.successes = 0;
+                    }
                     state.left = None;
                     let after = (state.counted_down(), state.failing());
                     pool.recount(before, after);
                 }
                 None if state.down => {
                     state.active = false;
+                    state.successes = 0;
                     state.left.get_or_insert(stamp.at);
                     pool.recount(before, (false, false));
                 }

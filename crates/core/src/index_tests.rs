@@ -890,6 +890,44 @@ fn recovery_also_needs_a_ready_slice() {
 }
 
 #[test]
+fn successes_from_before_the_slice_said_not_ready_do_not_count_after_it() {
+    let mut clock = Clock::new();
+    let policy = ProbePolicy {
+        successes: 3,
+        ..ProbePolicy::default()
+    };
+    let mut idx = probed(3, policy, &mut clock);
+    probe(&mut idx, "origin-1", false, &mut clock);
+    probe(&mut idx, "origin-1", false, &mut clock);
+    idx.commit(clock.tick());
+    // Two successes of three (the process answering again)…
+    probe(&mut idx, "origin-1", true, &mut clock);
+    probe(&mut idx, "origin-1", true, &mut clock);
+    // …then Kubernetes catches up: the slice says not ready, later ready again.
+    let mut eps: Vec<_> = (0..3)
+        .map(|i| ep(&format!("origin-{i}"), &format!("10.0.0.{i}")))
+        .collect();
+    eps[1].ready = false;
+    eps[1].serving = false;
+    idx.apply_slice(slice("origin-abc", eps.clone()), clock.tick());
+    idx.commit(clock.tick());
+    eps[1].ready = true;
+    eps[1].serving = true;
+    eps[1].hostname = Some("h".into()); // a visible slice change
+    idx.apply_slice(slice("origin-abc", eps), clock.tick());
+    idx.commit(clock.tick());
+    // The count starts again: one or two successes are not three in a row.
+    for _ in 0..2 {
+        probe(&mut idx, "origin-1", true, &mut clock);
+        assert!(idx.commit(clock.tick()).changes.is_empty());
+        assert!(!ids(&idx).contains(&"origin-1".to_string()));
+    }
+    probe(&mut idx, "origin-1", true, &mut clock);
+    let c = idx.commit(clock.tick());
+    assert_eq!(only_delta(&c).upsert[0].id, "origin-1");
+}
+
+#[test]
 fn probe_down_overrides_a_draining_slice_too() {
     let mut clock = Clock::new();
     let mut idx = probed(3, ProbePolicy::default(), &mut clock);
