@@ -124,9 +124,12 @@ def test_extra_args_and_env_are_appended():
 
 
 def test_large_numbers_are_not_rendered_in_float_notation():
-    args = _flags(_args({"maxSubscribers": 10_000_000, "deltaLog": 1_000_000}))
+    args = _flags(
+        _args({"maxSubscribers": 10_000_000, "deltaLog": 1_000_000, "maxHeaderBytes": 1_048_576})
+    )
     assert args["max-subscribers"] == ["10000000"]
     assert args["delta-log"] == ["1000000"]
+    assert args["max-header-bytes"] == ["1048576"]
 
 
 def test_ports_follow_the_listen_flags():

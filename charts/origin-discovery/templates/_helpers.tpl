@@ -133,7 +133,12 @@ effective configuration; toYaml quotes whatever needs quoting (`*`, spaces, colo
 {{- $args = append $args (printf "--forwarded-header=%s" $v.forwardedHeader) }}
 {{- $args = append $args (printf "--max-connections=%d" ($v.maxConnections | int64)) }}
 {{- $args = append $args (printf "--header-read-timeout=%s" $v.headerReadTimeout) }}
-{{- $args = append $args (printf "--max-header-bytes=%v" $v.maxHeaderBytes) }}
+{{- /* A size like 64KiB as it is; a plain number (a float64 once Helm has read it) as an integer. */}}
+{{- $maxHeaderBytes := $v.maxHeaderBytes }}
+{{- if not (kindIs "string" $maxHeaderBytes) }}
+{{- $maxHeaderBytes = $maxHeaderBytes | int64 }}
+{{- end }}
+{{- $args = append $args (printf "--max-header-bytes=%v" $maxHeaderBytes) }}
 {{- $args = append $args (printf "--write-timeout=%s" $v.writeTimeout) }}
 {{- $args = append $args (printf "--delta-log=%d" ($v.deltaLog | int64)) }}
 {{- range $v.corsAllowOrigins }}
