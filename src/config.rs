@@ -46,7 +46,8 @@ pub enum Command {
 /// Flags of `run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Kubeconfig file; without it, in-cluster config or `KUBECONFIG` is used.
+    /// Kubeconfig file; without it, `KUBECONFIG` or `~/.kube/config`, then the in-cluster
+    /// service account.
     #[arg(long, env = "ORIGIN_DISCOVERY_KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
 
@@ -139,7 +140,8 @@ pub struct ControllerArgs {
     #[arg(long, env = "ORIGIN_DISCOVERY_POD_SELECTOR", value_parser = parse_label_selector)]
     pub pod_selector: Option<String>,
 
-    /// Mark pools `stale` after the apiserver has been unreachable this long.
+    /// Mark pools `stale` after a watch has been failing this long (apiserver unreachable,
+    /// or answering errors).
     #[arg(long, env = "ORIGIN_DISCOVERY_STALE_AFTER", default_value = "30s", value_parser = parse_positive_duration)]
     pub stale_after: Duration,
 

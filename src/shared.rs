@@ -2,7 +2,8 @@
 //! of every source. Sources change the index through [`Shared::stage`] (during a relist) and
 //! [`Shared::update`] (which publishes); the API reads the hub.
 //!
-//! Source health after a failure (docs/DESIGN.md, "Admin port"): a source is failing from
+//! Source health after a failure (the `stale` rule of docs/DESIGN.md, "Origin state"; how
+//! it is decided is this module's): a source is failing from
 //! its first watch error until the apiserver answers one of *its own* requests again (a
 //! 2xx to its re-opened watch or relist, see `sources::observed_client`) or it gets an
 //! event. Idle watches surface no events, so the answer to the request is what proves the
