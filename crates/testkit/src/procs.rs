@@ -66,8 +66,13 @@ pub fn wait_started(
     loop {
         let line = rx
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .map_err(|_| {
-                format!("the controller did not log its start-up line within {within:?}")
+            .map_err(|e| match e {
+                mpsc::RecvTimeoutError::Timeout => {
+                    format!("the controller did not log its start-up line within {within:?}")
+                }
+                mpsc::RecvTimeoutError::Disconnected => {
+                    "the controller closed its log (exited?) before its start-up line".to_string()
+                }
             })?;
         if let Some(bound) = started(&line) {
             return bound;
@@ -110,5 +115,49 @@ mod tests {
         assert!(started("not json").is_none());
         let broken = r#"{"fields":{"message":"origin-discovery started","api":"127.0.0.1:4000"}}"#;
         assert!(started(broken).unwrap().unwrap_err().contains("`admin`"));
+    }
+
+    /// `sh -c script` with its stderr piped.
+    fn child(script: &str) -> (Child, ChildStderr) {
+        let mut child = Command::new("sh")
+            .args(["-c", script])
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("sh runs");
+        let stderr = child.stderr.take().expect("piped");
+        (child, stderr)
+    }
+
+    #[test]
+    fn waits_past_other_lines_and_hands_each_to_the_callback() {
+        let (mut c, stderr) = child(
+            r#"echo '{"fields":{"message":"watching"}}' >&2
+               echo '{"fields":{"message":"origin-discovery started","api":"127.0.0.1:1","admin":"127.0.0.1:2"}}' >&2
+               echo after >&2"#,
+        );
+        let (tx, rx) = mpsc::channel();
+        let bound = wait_started(stderr, Duration::from_secs(10), move |l| {
+            let _ = tx.send(l.to_string());
+        })
+        .unwrap();
+        assert_eq!((bound.api.port(), bound.admin.port()), (1, 2));
+        c.wait().unwrap();
+        // Lines after the start-up line are still drained through the callback.
+        let seen: Vec<String> = rx.iter().collect();
+        assert_eq!(seen.len(), 3, "{seen:?}");
+        assert_eq!(seen[2], "after");
+    }
+
+    #[test]
+    fn a_process_that_exits_first_is_an_error_not_a_wait() {
+        let (mut c, stderr) = child("echo 'error: bad flag' >&2; exit 2");
+        let started = Instant::now();
+        let err = wait_started(stderr, Duration::from_secs(30), |_| {}).unwrap_err();
+        assert!(err.contains("before its start-up line"), "{err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "it waited out the timeout"
+        );
+        c.wait().unwrap();
     }
 }
