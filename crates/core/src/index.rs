@@ -234,6 +234,15 @@ impl ProbeState {
     fn counted_down(&self) -> bool {
         self.active && self.down
     }
+
+    /// Whether the endpoint is a probe target. Successes count in a row while it is: one
+    /// from before its slice said not ready says nothing about the restarted process.
+    fn set_active(&mut self, active: bool) {
+        self.active = active;
+        if !active {
+            self.successes = 0;
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -918,19 +927,13 @@ impl Index {
                 Some((e, port))
                     if e.address == state.target.address && port == state.target.port =>
                 {
-                    state.active = slice_verdict(e) != SliceVerdict::Absent;
-                    if !state.active {
-                        // Successes count in a row while it is probed: one from before
-                        // its slice said not ready says nothing about the restarted process.
-                        state.successes = 0;
-                    }
+                    state.set_active(slice_verdict(e) != SliceVerdict::Absent);
                     state.left = None;
                     let after = (state.counted_down(), state.failing());
                     pool.recount(before, after);
                 }
                 None if state.down => {
-                    state.active = false;
-                    state.successes = 0;
+                    state.set_active(false);
                     state.left.get_or_insert(stamp.at);
                     pool.recount(before, (false, false));
                 }

@@ -699,6 +699,36 @@ fn probe(idx: &mut Index, id: &str, healthy: bool, clock: &mut Clock) {
     );
 }
 
+/// [`probed`] over `n` origins with `--probe-successes 3`, and `id` taken down by two
+/// failed probes.
+fn down_needing_three_successes(n: usize, id: &str, clock: &mut Clock) -> Index {
+    let policy = ProbePolicy {
+        successes: 3,
+        ..ProbePolicy::default()
+    };
+    let mut idx = probed(n, policy, clock);
+    probe(&mut idx, id, false, clock);
+    probe(&mut idx, id, false, clock);
+    idx.commit(clock.tick());
+    idx
+}
+
+/// Applies the pool's slice of origin-0..3 with origin-1 `ready` or not (committed); the
+/// others are ready. `changed` alters origin-1's hostname too, so the slice differs visibly
+/// from an earlier one with the same readiness.
+fn slice_with_origin_1(idx: &mut Index, ready: bool, changed: bool, clock: &mut Clock) {
+    let mut eps: Vec<_> = (0..3)
+        .map(|i| ep(&format!("origin-{i}"), &format!("10.0.0.{i}")))
+        .collect();
+    eps[1].ready = ready;
+    eps[1].serving = ready;
+    if changed {
+        eps[1].hostname = Some("h".into());
+    }
+    idx.apply_slice(slice("origin-abc", eps), clock.tick());
+    idx.commit(clock.tick());
+}
+
 fn ids(idx: &Index) -> Vec<String> {
     idx.origins(&pool())
         .unwrap()
@@ -819,14 +849,7 @@ fn a_success_between_failures_resets_the_count() {
 #[test]
 fn recovery_needs_the_configured_successes_in_a_row() {
     let mut clock = Clock::new();
-    let policy = ProbePolicy {
-        successes: 3,
-        ..ProbePolicy::default()
-    };
-    let mut idx = probed(4, policy, &mut clock);
-    probe(&mut idx, "origin-0", false, &mut clock);
-    probe(&mut idx, "origin-0", false, &mut clock);
-    idx.commit(clock.tick());
+    let mut idx = down_needing_three_successes(4, "origin-0", &mut clock);
     assert!(!ids(&idx).contains(&"origin-0".to_string()));
     // Flapping: two successes, a failure, two successes — still out.
     for healthy in [true, true, false, true, true] {
@@ -849,13 +872,7 @@ fn recovery_also_needs_a_ready_slice() {
     probe(&mut idx, "origin-1", false, &mut clock);
     idx.commit(clock.tick());
     // The slice turns not ready (the readiness probe caught up): no longer a target.
-    let mut eps: Vec<_> = (0..3)
-        .map(|i| ep(&format!("origin-{i}"), &format!("10.0.0.{i}")))
-        .collect();
-    eps[1].ready = false;
-    eps[1].serving = false;
-    idx.apply_slice(slice("origin-abc", eps.clone()), clock.tick());
-    idx.commit(clock.tick());
+    slice_with_origin_1(&mut idx, false, false, &mut clock);
     assert!(idx.probe_targets().iter().all(|t| t.id != "origin-1"));
     // A success reported for it now (a probe started before) is not enough: slice not ready.
     let stale = ProbeTarget {
@@ -877,12 +894,7 @@ fn recovery_also_needs_a_ready_slice() {
     assert!(idx.commit(clock.tick()).changes.is_empty());
     assert!(!ids(&idx).contains(&"origin-1".to_string()));
     // The slice is ready again, but the probe state is kept: still out until a success.
-    eps[1].ready = true;
-    eps[1].serving = true;
-    let mut eps2 = eps.clone();
-    eps2[1].hostname = Some("h".into()); // a visible slice change
-    idx.apply_slice(slice("origin-abc", eps2), clock.tick());
-    idx.commit(clock.tick());
+    slice_with_origin_1(&mut idx, true, true, &mut clock);
     assert!(!ids(&idx).contains(&"origin-1".to_string()));
     probe(&mut idx, "origin-1", true, &mut clock);
     let c = idx.commit(clock.tick());
@@ -892,30 +904,13 @@ fn recovery_also_needs_a_ready_slice() {
 #[test]
 fn successes_from_before_the_slice_said_not_ready_do_not_count_after_it() {
     let mut clock = Clock::new();
-    let policy = ProbePolicy {
-        successes: 3,
-        ..ProbePolicy::default()
-    };
-    let mut idx = probed(3, policy, &mut clock);
-    probe(&mut idx, "origin-1", false, &mut clock);
-    probe(&mut idx, "origin-1", false, &mut clock);
-    idx.commit(clock.tick());
+    let mut idx = down_needing_three_successes(3, "origin-1", &mut clock);
     // Two successes of three (the process answering again)…
     probe(&mut idx, "origin-1", true, &mut clock);
     probe(&mut idx, "origin-1", true, &mut clock);
     // …then Kubernetes catches up: the slice says not ready, later ready again.
-    let mut eps: Vec<_> = (0..3)
-        .map(|i| ep(&format!("origin-{i}"), &format!("10.0.0.{i}")))
-        .collect();
-    eps[1].ready = false;
-    eps[1].serving = false;
-    idx.apply_slice(slice("origin-abc", eps.clone()), clock.tick());
-    idx.commit(clock.tick());
-    eps[1].ready = true;
-    eps[1].serving = true;
-    eps[1].hostname = Some("h".into()); // a visible slice change
-    idx.apply_slice(slice("origin-abc", eps), clock.tick());
-    idx.commit(clock.tick());
+    slice_with_origin_1(&mut idx, false, false, &mut clock);
+    slice_with_origin_1(&mut idx, true, true, &mut clock);
     // The count starts again: one or two successes are not three in a row.
     for _ in 0..2 {
         probe(&mut idx, "origin-1", true, &mut clock);
