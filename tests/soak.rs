@@ -98,6 +98,33 @@ fn start_controller(kubeconfig: &std::path::Path) -> Controller {
     controller
 }
 
+/// Waits (bounded by [`WAIT`]) until the controller's `/readyz` answers 200; a controller
+/// that exits first, or is not ready in time, fails the test with the warnings and errors
+/// it logged.
+async fn wait_ready(controller: &mut Controller) {
+    let readyz = format!("http://{}/readyz", controller.admin);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let answer = origin_discovery_testkit::http::get(&readyz).await;
+        if answer.as_ref().is_ok_and(|(s, _)| *s == 200) {
+            return;
+        }
+        let log = || controller.log.lock().unwrap().clone();
+        if let Ok(Some(status)) = controller.child.try_wait() {
+            panic!(
+                "the controller exited before it was ready ({status}); its log: {:#?}",
+                log()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {WAIT:?} waiting for controller ready (last answer {answer:?}); its log: {:#?}",
+            log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn proc_sample(pid: u32) -> (f64, f64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let rss_kb: f64 = status
@@ -346,12 +373,7 @@ async fn two_thousand_subscribers_through_churn_watch_drops_410s_and_apiserver_r
     let mut controller = start_controller(&kubeconfig);
     let pid = controller.child.id();
     let base = format!("http://{}", controller.api);
-    origin_discovery_testkit::eventually("controller ready", || async {
-        origin_discovery_testkit::http::get(&format!("http://{}/readyz", controller.admin))
-            .await
-            .is_ok_and(|(s, _)| s == 200)
-    })
-    .await;
+    wait_ready(&mut controller).await;
 
     let tally = Arc::new(Tally::default());
     let stop = Arc::new(AtomicBool::new(false));
